@@ -1,0 +1,66 @@
+"""The model adapter protocol: what every backend (MIO, HF models, Whisper, espeak...) implements.
+
+Batched, list in, list out, in the spirit of lm-eval's ``generate_until(requests)``. An adapter
+declares which modalities it reads and writes so the runner can refuse an impossible pairing
+before any weight is loaded. Construction must be cheap: heavy imports and weights load in
+``load()``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping, Protocol, Sequence, runtime_checkable
+
+from mio_eval.types import Modality, Output, Request
+
+__all__ = ["ModelAdapter", "check_capabilities", "CapabilityError"]
+
+
+@runtime_checkable
+class ModelAdapter(Protocol):
+    """A model under test (or a judge model used by a metric).
+
+    Attributes:
+        name: a short identifier used in result paths and tables.
+        inputs: modalities the model can read.
+        outputs: modalities the model can write.
+    """
+
+    name: str
+    inputs: frozenset[Modality]
+    outputs: frozenset[Modality]
+
+    def load(self) -> None:
+        """Import heavy libraries and load weights. Called once, before the first batch."""
+
+    def generate(self, requests: Sequence[Request], *, media_dir: Path) -> list[Output]:
+        """Answer a batch of requests, one Output per request, in the same order.
+
+        Generated media are written under ``media_dir`` (see ``mio_eval.media.output_path``).
+        A sample that fails returns ``Output(error=reason)``; raising aborts only the batch,
+        which the runner then retries one request at a time.
+        """
+
+    def provenance(self) -> Mapping[str, Any]:
+        """What identifies the loaded model (paths, checkpoint hashes, versions)."""
+
+
+class CapabilityError(ValueError):
+    """The task needs something the model cannot read or write."""
+
+
+def check_capabilities(
+    adapter: ModelAdapter, *, needs_inputs: frozenset[Modality], produces: Modality
+) -> None:
+    """Raise CapabilityError unless ``adapter`` reads ``needs_inputs`` and writes ``produces``."""
+    missing = sorted(m.value for m in needs_inputs - adapter.inputs)
+    problems = []
+    if missing:
+        problems.append(f"reads {', '.join(missing)} but the model reads only "
+                        f"{', '.join(sorted(m.value for m in adapter.inputs))}")
+    if produces not in adapter.outputs:
+        problems.append(f"wants {produces.value} output but the model writes only "
+                        f"{', '.join(sorted(m.value for m in adapter.outputs))}")
+    if problems:
+        raise CapabilityError(f"model {adapter.name!r} cannot run this task: the task "
+                              + "; ".join(problems))

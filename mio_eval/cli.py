@@ -1,0 +1,90 @@
+"""The ``mio-eval`` command: a Hydra app, plus sub-commands (``mio-eval report ...``).
+
+Exit codes: 0 success; 1 the run failed (error budget exceeded, a crash); 2 unusable input (an
+unknown task or model, a bad override, a missing file), reported in one line before anything
+is loaded or written.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Sequence
+
+__all__ = ["main"]
+
+SUBCOMMANDS = {"report": "mio_eval.report"}
+
+_state = {"entered": False, "exit": 0}
+
+
+def _fail(message: str, code: int) -> None:
+    print(f"mio-eval: error: {message}", file=sys.stderr)
+    _state["exit"] = max(_state["exit"], code)
+
+
+def _task_function(cfg) -> None:
+    """Hydra's task function: run one job, turning run-level errors into exit codes."""
+    from mio_eval.api import execute
+    from mio_eval.errors import MioEvalError
+
+    _state["entered"] = True
+    try:
+        metrics = execute(cfg)
+    except MioEvalError as exc:
+        _fail(str(exc), exc.exit_code)
+        return
+    except KeyboardInterrupt:
+        _fail("interrupted; finished samples are saved, rerun the same command to resume", 130)
+        raise
+    if metrics is None:
+        print(f"generated {cfg.task.name} with {cfg.model.name}; score with runner.stage=score")
+        return
+    from mio_eval.report import render_runs
+
+    print(render_runs([metrics]))
+    print(f"results: {cfg.paths.results_dir}/{metrics['model']}/{metrics['task']}/metrics.json")
+
+
+def _hydra_main() -> None:
+    import hydra
+
+    from mio_eval.config import register_resolvers
+
+    register_resolvers()
+    wrapped = hydra.main(config_path="pkg://mio_eval.configs", config_name="eval", version_base="1.3")(_task_function)
+    wrapped()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] in SUBCOMMANDS:
+        import importlib
+
+        module = importlib.import_module(SUBCOMMANDS[args[0]])
+        sys.exit(module.main(args[1:]))
+
+    from mio_eval.config import validate_choices
+    from mio_eval.errors import ConfigError
+
+    try:
+        validate_choices(args)
+    except ConfigError as exc:
+        print(f"mio-eval: error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    if argv is not None:
+        sys.argv = [sys.argv[0] if sys.argv else "mio-eval", *args]
+    _state.update(entered=False, exit=0)
+    try:
+        _hydra_main()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+        # Hydra exits 1 on its own errors (a bad override, an unknown key, a missing `task`),
+        # all of them before our task function runs: unusable input, so exit code 2.
+        if code == 1 and not _state["entered"]:
+            code = 2
+        sys.exit(max(code, _state["exit"]))
+    sys.exit(_state["exit"])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,73 @@
+"""Config plumbing shared by the CLI and the Python API: resolvers, group choices, fingerprints.
+
+``_target_`` is the only registry: the valid choices of a config group are the YAML files in
+``mio_eval/configs/<group>/``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from importlib import resources
+from typing import Any, Iterable, Mapping
+
+from mio_eval.errors import ConfigError
+
+__all__ = ["CONFIG_MODULE", "group_choices", "validate_choices", "register_resolvers", "fingerprint", "data_path"]
+
+CONFIG_MODULE = "mio_eval.configs"
+CHECKED_GROUPS = ("task", "model", "runner", "paths", "experiment")
+
+
+def data_path(name: str) -> str:
+    """Absolute path of a data set shipped inside the package (``${mio_data:tts_demo}``)."""
+    path = resources.files("mio_eval.data") / name
+    if not path.is_dir():
+        raise ConfigError(f"no embedded data set named {name!r}")
+    return str(path)
+
+
+def register_resolvers() -> None:
+    from omegaconf import OmegaConf
+
+    if not OmegaConf.has_resolver("mio_data"):
+        OmegaConf.register_new_resolver("mio_data", data_path)
+
+
+def group_choices(group: str) -> list[str]:
+    folder = resources.files(CONFIG_MODULE) / group
+    if not folder.is_dir():
+        return []
+    return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def _split_values(value: str) -> list[str] | None:
+    """Values of a simple override (``a`` or a ``-m`` sweep ``a,b``); None for sweep syntax we
+    leave to Hydra (``choice(...)``, ``glob(...)``, ranges, quoted strings)."""
+    if any(ch in value for ch in "()[]{}'\"$"):
+        return None
+    return [v.strip() for v in value.split(",")]
+
+
+def validate_choices(args: Iterable[str]) -> None:
+    """Check ``group=option`` overrides against the shipped configs, before Hydra loads anything."""
+    for arg in args:
+        if arg.startswith("-") or "=" not in arg:
+            continue
+        key, value = arg.split("=", 1)
+        group = key.lstrip("+~")
+        if group not in CHECKED_GROUPS:
+            continue
+        values = _split_values(value)
+        if values is None or (group == "experiment" and values == ["null"]):
+            continue
+        choices = group_choices(group)
+        unknown = [v for v in values if v not in choices]
+        if unknown:
+            raise ConfigError(f"unknown {group} {unknown[0]!r}; valid choices: {', '.join(choices)}")
+
+
+def fingerprint(data: Mapping[str, Any]) -> str:
+    """A short stable hash of a JSON-able mapping."""
+    blob = json.dumps(data, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]

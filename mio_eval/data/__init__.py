@@ -1,0 +1,1 @@
+"""Data shipped with the package (small, public-domain) for demos and tests."""

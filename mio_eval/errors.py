@@ -1,0 +1,31 @@
+"""Run-level errors. Per-sample failures are never exceptions: they are ``Output.error`` data."""
+
+from __future__ import annotations
+
+__all__ = ["MioEvalError", "ConfigError", "ErrorBudgetExceeded", "StoreError", "MediaError"]
+
+
+class MioEvalError(Exception):
+    """Base class; ``exit_code`` is what the CLI exits with."""
+
+    exit_code = 1
+
+
+class ConfigError(MioEvalError):
+    """A bad config, a missing file or an impossible pairing: one clear line, exit code 2."""
+
+    exit_code = 2
+
+
+class StoreError(ConfigError):
+    """The run directory cannot be used as asked (fingerprint mismatch, locked, corrupt)."""
+
+
+class ErrorBudgetExceeded(MioEvalError):
+    """More samples failed than ``runner.max_error_rate`` allows; the run stops, exit code 1."""
+
+    exit_code = 1
+
+
+class MediaError(Exception):
+    """A media file cannot be read or written; becomes a per-sample error with this reason."""

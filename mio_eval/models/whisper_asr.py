@@ -1,0 +1,131 @@
+"""openai-whisper as a speech recogniser: the ASR judge of TTS tasks and the Whisper ASR baseline.
+
+Loads a local checkpoint with ``whisper.load_model(path)`` (no download). Decoding follows the
+Whisper LibriSpeech notebook: log-mel of the 30 s padded clip, batched ``whisper.decode`` with
+``language``, ``without_timestamps=True``, temperature 0 (greedy unless ``beam_size``), no
+temperature fallback, fp32 on CPU. Clips longer than 30 s go through ``model.transcribe`` with
+the same options and ``condition_on_previous_text=False``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from mio_eval.errors import ConfigError, MediaError
+from mio_eval.media import load_audio
+from mio_eval.types import Audio, Modality, Output, Request
+
+__all__ = ["WhisperASR", "file_digest"]
+
+WHISPER_RATE = 16000
+WINDOW_S = 30.0
+
+
+def file_digest(path: Path, *, chars: int = 16) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:chars]
+
+
+class WhisperASR:
+    inputs = frozenset({Modality.AUDIO})
+    outputs = frozenset({Modality.TEXT})
+
+    def __init__(
+        self,
+        *,
+        path: str,
+        name: str = "whisper",
+        language: str | None = "en",
+        task: str = "transcribe",
+        beam_size: int | None = None,
+        max_new_tokens: int | None = None,
+        device: str = "cpu",
+    ) -> None:
+        self.name = name
+        self.path = Path(path)
+        self.language = language
+        self.task = task
+        self.beam_size = beam_size
+        self.max_new_tokens = max_new_tokens
+        self.device = device
+        self.model = None
+        self._digest = ""
+
+    def load(self) -> None:
+        if self.model is not None:
+            return
+        if not self.path.is_file():
+            raise ConfigError(f"Whisper checkpoint not found: {self.path}")
+        import whisper
+
+        self.model = whisper.load_model(str(self.path), device=self.device)
+        self._digest = file_digest(self.path)
+
+    def _options(self):
+        import whisper
+
+        return whisper.DecodingOptions(
+            task=self.task,
+            language=self.language,
+            temperature=0.0,
+            beam_size=self.beam_size,
+            sample_len=self.max_new_tokens,
+            without_timestamps=True,
+            fp16=False,
+        )
+
+    def generate(self, requests: Sequence[Request], *, media_dir: Path) -> list[Output]:
+        import torch
+        import whisper
+
+        self.load()
+        outputs: list[Output | None] = [None] * len(requests)
+        short: list[tuple[int, Any]] = []
+        for i, request in enumerate(requests):
+            audio = [p for p in request.parts if isinstance(p, Audio)]
+            if len(audio) != 1:
+                outputs[i] = Output.failure(f"whisper: expected one audio part, got {len(audio)}")
+                continue
+            try:
+                samples = load_audio(audio[0].path, sample_rate=WHISPER_RATE).samples
+            except MediaError as exc:
+                outputs[i] = Output.failure(str(exc))
+                continue
+            if len(samples) > WINDOW_S * WHISPER_RATE:
+                result = self.model.transcribe(
+                    samples, language=self.language, task=self.task, temperature=0.0, beam_size=self.beam_size,
+                    condition_on_previous_text=False, without_timestamps=True, fp16=False,
+                )
+                outputs[i] = Output(text=result["text"].strip())
+            else:
+                mel = whisper.log_mel_spectrogram(whisper.pad_or_trim(torch.from_numpy(samples)),
+                                                  n_mels=self.model.dims.n_mels)
+                short.append((i, mel))
+        if short:
+            mels = torch.stack([mel for _, mel in short]).to(self.model.device)
+            with torch.inference_mode():
+                results = whisper.decode(self.model, mels, self._options())
+            for (i, _), result in zip(short, results):
+                outputs[i] = Output(text=result.text.strip(), n_output_tokens=len(result.tokens))
+        return outputs  # type: ignore[return-value]
+
+    def provenance(self) -> Mapping[str, Any]:
+        from importlib.metadata import version
+
+        dims = dict(vars(self.model.dims)) if self.model is not None else {}
+        return {
+            "model": "openai-whisper",
+            "name": self.name,
+            "path": str(self.path),
+            "sha256": self._digest,
+            "dims": dims,
+            "package": f"openai-whisper {version('openai-whisper')}",
+            "decoding": {"language": self.language, "task": self.task, "temperature": 0.0,
+                         "beam_size": self.beam_size, "without_timestamps": True,
+                         "max_new_tokens": self.max_new_tokens},
+        }

@@ -1,0 +1,79 @@
+"""What every task family implements, and the records scoring produces.
+
+A task is one class per family (captioning, vqa, tts...), never one per dataset: datasets
+differ only in their loader and YAML. Generation settings belong to the task.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Mapping, Protocol, Sequence
+
+from mio_eval.metrics.base import MetricResult
+from mio_eval.types import Modality, Output, Request, Sample
+
+__all__ = ["Task", "InvalidOutput", "Generated", "ScoreReport"]
+
+
+class InvalidOutput(ValueError):
+    """The model answered, but not with something the task can score (wrong modality, empty,
+    unparsable). Recorded as the sample's error: ``invalid output: <reason>``."""
+
+
+@dataclass(frozen=True)
+class Generated:
+    """A finished sample handed to scoring: the sample, the model's output, the extracted
+    prediction (``None`` when the output failed) and the error if any."""
+
+    sample: Sample
+    output: Output
+    prediction: Any
+    error: str | None
+
+
+@dataclass(frozen=True)
+class ScoreReport:
+    """What a scoring pass returns.
+
+    ``per_sample`` has one JSON-able dict per scored sample, in dataset order, each with ``id``
+    and ``error`` (``None`` when scored). ``judges`` lists the provenance of every model used
+    to score (ASR judge, CLIP...).
+    """
+
+    metrics: tuple[MetricResult, ...]
+    per_sample: tuple[Mapping[str, Any], ...]
+    judges: tuple[Mapping[str, Any], ...] = ()
+    settings: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_errors(self) -> int:
+        return sum(1 for row in self.per_sample if row.get("error"))
+
+
+class Task(Protocol):
+    """A task family.
+
+    ``scoring_keys`` names the constructor options that only affect scoring (judge, normaliser):
+    they are left out of the run fingerprint, so a finished generation can be re-scored with
+    another judge (``runner.stage=score``).
+    """
+
+    name: str
+    input_modalities: frozenset[Modality]
+    output_modality: Modality
+    scoring_keys: ClassVar[tuple[str, ...]]
+
+    def samples(self) -> list[Sample]:
+        """The evaluation split, in dataset order."""
+
+    def request(self, sample: Sample) -> Request:
+        """Render the prompt with the task's generation settings."""
+
+    def prediction(self, sample: Sample, output: Output) -> Any:
+        """Extract the JSON-able answer from a successful output; raise InvalidOutput if none."""
+
+    def score(self, generated: Sequence[Generated], *, work_dir: Path) -> ScoreReport:
+        """Score every finished sample (corpus metrics see the whole split at once).
+
+        ``work_dir`` is where a scorer may write files (a judge's own outputs)."""
