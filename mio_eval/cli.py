@@ -55,6 +55,30 @@ def _hydra_main() -> None:
     wrapped()
 
 
+def _usage() -> str:
+    from mio_eval.config import CHECKED_GROUPS, group_choices
+
+    lines = [
+        "mio-eval: evaluate any-to-any multimodal models (MIO and baselines).",
+        "",
+        "usage: mio-eval task=<task> model=<model> [group.key=value ...]",
+        "       mio-eval -m task=<a>,<b> model=<x>     sweep (one run per combination)",
+        "       mio-eval task=<task> --help             the composed config of that task",
+        "       mio-eval report [results_dir]           markdown tables of every metrics.json",
+        "",
+        "config groups (group=option):",
+    ]
+    lines += [f"  {group:<11} {', '.join(group_choices(group))}" for group in CHECKED_GROUPS]
+    lines += [
+        "",
+        "common overrides: runner.limit=N runner.batch_size=N runner.stage=generate|score|all",
+        "  runner.max_error_rate=0.1 runner.overwrite=true paths.results_dir=DIR",
+        "results: <paths.results_dir>/<model>/<task>/; rerunning the same command resumes.",
+        "exit codes: 0 ok, 1 run failed (error budget, crash), 2 unusable input (config, files).",
+    ]
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] in SUBCOMMANDS:
@@ -63,11 +87,17 @@ def main(argv: Sequence[str] | None = None) -> None:
         module = importlib.import_module(SUBCOMMANDS[args[0]])
         sys.exit(module.main(args[1:]))
 
-    from mio_eval.config import validate_choices
+    from mio_eval.config import group_choices, validate_choices
     from mio_eval.errors import ConfigError
 
+    chooses_task = any(a.lstrip("+").split("=", 1)[0] in ("task", "experiment") for a in args if "=" in a)
+    if not chooses_task and ({"-h", "--help"} & set(args) or not args):
+        print(_usage())
+        sys.exit(0)
     try:
         validate_choices(args)
+        if not chooses_task and not {"--hydra-help", "--info", "-i"} & set(args):
+            raise ConfigError(f"no task chosen: add task=<name>, one of: {', '.join(group_choices('task'))}")
     except ConfigError as exc:
         print(f"mio-eval: error: {exc}", file=sys.stderr)
         sys.exit(2)

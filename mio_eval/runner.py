@@ -42,6 +42,12 @@ class RunnerSettings:
     progress: bool = True
 
     def __post_init__(self) -> None:
+        kinds = {"batch_size": int, "limit": (int, type(None)), "stage": str, "max_error_rate": (int, float),
+                 "resume": bool, "overwrite": bool, "progress": bool}
+        for key, kind in kinds.items():
+            value = getattr(self, key)
+            if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+                raise ConfigError(f"runner.{key} has the wrong type: {value!r}")
         if self.stage not in STAGES:
             raise ConfigError(f"runner.stage must be one of {', '.join(STAGES)}, got {self.stage!r}")
         if self.batch_size < 1:
