@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Set up mio-eval on a fresh Debian machine (Python 3.11, CPU): system packages, then the
+# package with its dependencies. Idempotent: a second run only checks.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v espeak-ng >/dev/null || need_apt+=(espeak-ng)
+command -v ffmpeg >/dev/null || need_apt+=(ffmpeg)
+command -v sox >/dev/null || need_apt+=(sox)
+command -v java >/dev/null || need_apt+=(default-jre-headless)   # pycocoevalcap's PTB tokenizer
+if [ ${#need_apt[@]} -gt 0 ]; then
+  sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+
+pip_install() { python3 -m pip install -q --root-user-action=ignore --disable-pip-version-check "$@"; }
+pip_install --upgrade pip "setuptools>=77" wheel
+pip_install -c constraints.txt torch
+pip_install -c constraints.txt -e ".[dev]"
+command -v pyenv >/dev/null && pyenv rehash || true   # expose the new console scripts
+mio-eval --help >/dev/null
+echo "mio-eval is installed: $(command -v mio-eval)"
