@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping, Protocol, Sequence, runtime_checkable
 
+from mio_eval.errors import ConfigError
 from mio_eval.types import Modality, Output, Request
 
 __all__ = ["ModelAdapter", "check_capabilities", "CapabilityError"]
@@ -45,7 +46,7 @@ class ModelAdapter(Protocol):
         """What identifies the loaded model (paths, checkpoint hashes, versions)."""
 
 
-class CapabilityError(ValueError):
+class CapabilityError(ConfigError):
     """The task needs something the model cannot read or write."""
 
 
