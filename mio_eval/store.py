@@ -21,7 +21,7 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, KeysView, Mapping
 
 from mio_eval.atomic import atomic_write_json
 from mio_eval.errors import StoreError
@@ -100,8 +100,9 @@ class PredictionStore:
 
     # -- records -------------------------------------------------------------------------
     @property
-    def done_ids(self) -> frozenset[str]:
-        return frozenset(self._records)
+    def done_ids(self) -> KeysView[str]:
+        """Ids of finished samples (a live, set-like view: O(1) membership)."""
+        return self._records.keys()
 
     def get(self, sample_id: str) -> dict[str, Any] | None:
         return self._records.get(sample_id)
