@@ -128,7 +128,10 @@ def _generate_batch(adapter: ModelAdapter, batch: Sequence[Request], media_dir: 
     outputs = []
     for request in batch:
         try:
-            outputs.extend(adapter.generate([request], media_dir=media_dir)[:1])
+            single = list(adapter.generate([request], media_dir=media_dir))
+            if len(single) != 1:
+                raise RuntimeError(f"adapter returned {len(single)} outputs for 1 requests")
+            outputs.append(single[0])
         except Exception as exc:  # noqa: BLE001
             outputs.append(Output.failure(f"{type(exc).__name__}: {exc}"))
     return outputs

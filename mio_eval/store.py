@@ -64,10 +64,12 @@ class PredictionStore:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self._lock()
         try:
-            previous = self._read_run_info()
-            if previous is not None and (overwrite or not resume):
+            if overwrite or not resume:
+                # Before reading run.json, so an unreadable one can be overwritten as advised.
                 self._clear()
                 previous = None
+            else:
+                previous = self._read_run_info()
             if previous is not None and previous.get("fingerprint") != fingerprint:
                 raise StoreError(
                     f"{self.run_dir} holds a run with config fingerprint {previous.get('fingerprint')} "
@@ -115,9 +117,11 @@ class PredictionStore:
         if self._fh is None:
             raise RuntimeError("store is not open")
         records = [dict(r) for r in records]
+        seen: set[str] = set()
         for record in records:
-            if record["id"] in self._records:
+            if record["id"] in self._records or record["id"] in seen:
                 raise StoreError(f"sample {record['id']!r} is already stored in {self.predictions_path}")
+            seen.add(record["id"])
         payload = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
         self._fh.write(payload)
         self._fh.flush()

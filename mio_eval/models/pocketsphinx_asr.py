@@ -3,6 +3,9 @@
 Weak as an accuracy reference (it is a 2010s HMM recogniser) but available everywhere without
 weights: the judge of last resort when no Whisper checkpoint is given. Audio is fed as 16 kHz
 16-bit PCM in 2048-byte buffers, exactly as ``pocketsphinx.Decoder.decode`` streams a file.
+The decoder's cepstral mean (CMN), which it otherwise carries over from clip to clip, is reset
+to its initial value before every utterance, so a transcript does not depend on which clips
+were decoded before it (sample order, ``runner.limit``).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ class PocketSphinxASR:
         self.name = name
         self.options = {k: v for k, v in {"hmm": hmm, "lm": lm, "dict": dict}.items() if v is not None}
         self.decoder = None
+        self._initial_cmn = ""
 
     def load(self) -> None:
         if self.decoder is not None:
@@ -38,9 +42,11 @@ class PocketSphinxASR:
         from pocketsphinx import Decoder
 
         self.decoder = Decoder(samprate=RATE, **self.options)
+        self._initial_cmn = self.decoder.get_cmn()
 
     def _decode(self, samples: np.ndarray) -> str:
         pcm = (np.clip(samples, -1.0, 1.0) * 32767).astype("<i2").tobytes()
+        self.decoder.set_cmn(self._initial_cmn)
         self.decoder.start_utt()
         for start in range(0, len(pcm), BUFFER_BYTES):
             self.decoder.process_raw(pcm[start : start + BUFFER_BYTES], False, False)
