@@ -232,6 +232,9 @@ def evaluate(
         raise ConfigError(f"task {task.name!r} has duplicate sample id {dup!r}")
     if settings.limit is not None:
         samples = samples[: settings.limit]
+    preflight = getattr(task, "preflight", None)
+    if settings.stage != "generate" and preflight is not None:
+        preflight()
     run_dir = Path(run_dir).resolve()
     with PredictionStore(run_dir).open(
         fingerprint=fingerprint, run_info=run_info, resume=settings.resume, overwrite=settings.overwrite,

@@ -57,6 +57,9 @@ class Task(Protocol):
     ``scoring_keys`` names the constructor options that only affect scoring (judge, normaliser):
     they are left out of the run fingerprint, so a finished generation can be re-scored with
     another judge (``runner.stage=score``).
+
+    Optional hook: ``preflight()``, called before generation when the run will score, raises
+    ConfigError for a missing scoring resource (a judge checkpoint) so no generation is wasted.
     """
 
     name: str

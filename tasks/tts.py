@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Callable, ClassVar, Mapping, Sequence
 
 from mio_eval.adapter import ModelAdapter, check_capabilities
+from mio_eval.errors import ConfigError
 from mio_eval.metrics.normalizers import get_normalizer
 from mio_eval.metrics.wer import WER_MODES, WordErrorRate
 from mio_eval.tasks.base import Generated, InvalidOutput, ScoreReport
@@ -55,6 +56,12 @@ class TTSTask:
 
     def samples(self) -> list[Sample]:
         return self.loader()
+
+    def preflight(self) -> None:
+        """Fail before generation, not after, when the judge's checkpoint is missing."""
+        path = getattr(self.judge, "path", None)
+        if path is not None and not Path(path).is_file():
+            raise ConfigError(f"ASR judge checkpoint not found: {path} (task.judge.whisper_path)")
 
     def request(self, sample: Sample) -> Request:
         return Request(

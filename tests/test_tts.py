@@ -286,3 +286,13 @@ def test_text_output_on_tts_task_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="wants audio output"):
         run("tts_demo", "dummy", _overrides(tmp_path, "model.outputs=[text]"))
     assert not (tmp_path / "dummy" / "tts_demo" / "predictions.jsonl").exists()
+
+
+def test_missing_judge_checkpoint_fails_before_generation(tmp_path):
+    with pytest.raises(ConfigError, match="judge checkpoint not found"):
+        run("tts_demo", "espeak", _overrides(tmp_path, "runner.limit=2",
+                                             f"task.judge.whisper_path={tmp_path / 'missing.pt'}"))
+    assert not (tmp_path / "espeak" / "tts_demo" / "predictions.jsonl").exists()
+    # Generation alone does not need the judge.
+    assert run("tts_demo", "espeak", _overrides(tmp_path, "runner.limit=1", "runner.stage=generate",
+                                                f"task.judge.whisper_path={tmp_path / 'missing.pt'}"))
