@@ -229,7 +229,7 @@ def test_tts_end_to_end_with_espeak_and_pocketsphinx(tmp_path):
         wav = run_dir / row["prediction"]
         assert wav.suffix == ".wav" and wav.is_file()
         info = sf.info(wav)
-        assert info.samplerate == 22050 and info.subtype == "PCM_16" and info.duration > 0.5
+        assert info.samplerate == 22050 and info.subtype == "PCM_16" and info.frames > info.samplerate // 2  # over half a second of speech
     rows = _lines(run_dir / "scores.jsonl")
     assert [r["id"] for r in rows] == DEMO_FIRST_IDS
     assert any(r["transcript"].strip() for r in rows)
