@@ -7,6 +7,7 @@ is loaded or written.
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Sequence
 
@@ -104,8 +105,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     if argv is not None:
         sys.argv = [sys.argv[0] if sys.argv else "mio-eval", *args]
     _state.update(entered=False, exit=0)
+    # Hydra prints its own errors (a bad override) over several lines; HYDRA_FULL_ERROR makes it
+    # raise them instead, so they are reported below in one line (unless the user set it).
+    user_full_error = "HYDRA_FULL_ERROR" in os.environ
+    os.environ.setdefault("HYDRA_FULL_ERROR", "1")
     try:
         _hydra_main()
+    except Exception as exc:  # noqa: BLE001 - only Hydra's own errors, before the task function
+        if _state["entered"] or user_full_error:
+            raise
+        cause = f" ({str(exc.__cause__).splitlines()[0]})" if exc.__cause__ and str(exc.__cause__) else ""
+        print(f"mio-eval: error: {' '.join(str(exc).split())}{cause}", file=sys.stderr)
+        sys.exit(2)
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 1
         # Hydra exits 1 on its own errors (a bad override, an unknown key, a missing `task`),
@@ -113,6 +124,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         if code == 1 and not _state["entered"]:
             code = 2
         sys.exit(max(code, _state["exit"]))
+    finally:
+        if not user_full_error:
+            os.environ.pop("HYDRA_FULL_ERROR", None)
     sys.exit(_state["exit"])
 
 

@@ -1,8 +1,19 @@
+"""The ``mio-eval`` command, run as a user runs it: in a subprocess, from an empty directory.
+
+Exit codes (mio_eval/cli.py): 0 ok; 1 the run failed; 2 unusable input, reported in one line on
+stderr before anything is loaded or written.
+"""
+
 import json
+import shutil
 import subprocess
 import sys
+import sysconfig
+from pathlib import Path
 
 import pytest
+
+from mio_eval.config import CHECKED_GROUPS, group_choices
 
 
 def mio(cwd, *args, timeout=300):
@@ -10,57 +21,156 @@ def mio(cwd, *args, timeout=300):
                           timeout=timeout)
 
 
+def _script():
+    """The installed ``mio-eval`` console script of this interpreter."""
+    found = shutil.which("mio-eval", path=sysconfig.get_path("scripts"))
+    if found is None:
+        pytest.skip("the mio-eval console script is not installed next to this interpreter")
+    return found
+
+
 def _tree(path):
     return sorted(str(p.relative_to(path)) for p in path.rglob("*"))
 
 
-@pytest.mark.parametrize("args,needle", [
-    (["task=nope", "model=espeak"], "unknown task 'nope'; valid choices: tts_demo"),
-    (["task=tts_demo", "model=gpt9"], "unknown model 'gpt9'; valid choices: dummy, espeak"),
-    (["-m", "task=tts_demo", "model=dummy,gpt9"], "unknown model 'gpt9'"),
-    (["model=espeak"], "no task chosen"),
-    (["task=tts_demo", "runner.limit=abc"], "runner.limit has the wrong type"),
-    (["task=tts_demo", "runner.bogus=1"], "bogus"),
-    (["task=tts_demo", "+runner.bogus=1"], "unknown runner option(s): bogus"),
+def _one_error_line(stderr):
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith("mio-eval: error: "), stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize("group,args", [
+    ("task", ["task=nope", "model=espeak"]),
+    ("model", ["task=tts_demo", "model=gpt9"]),
+    ("model", ["-m", "task=tts_demo", "model=dummy,gpt9"]),  # a sweep is checked before its first job
+    ("task", ["-m", "task=tts_demo,nope", "model=dummy"]),
+    ("experiment", ["task=tts_demo", "experiment=nope"]),
 ])
-def test_unusable_input_exits_2_and_writes_nothing(tmp_path, args, needle):
+def test_unknown_choice_exits_2_names_choices_and_writes_nothing(tmp_path, group, args):
     proc = mio(tmp_path, *args, f"paths.results_dir={tmp_path / 'results'}")
     assert proc.returncode == 2, proc.stderr
-    assert needle in proc.stderr
+    line = _one_error_line(proc.stderr)
+    bad = next(a.split("=", 1)[1].split(",")[-1] for a in args if a.startswith(f"{group}="))
+    assert f"unknown {group} {bad!r}" in line
+    choices = group_choices(group)
+    assert choices and f"valid choices: {', '.join(choices)}" in line
+    assert proc.stdout == ""
     assert _tree(tmp_path) == []
 
 
-def test_help_lists_groups_and_imports_no_torch(tmp_path):
-    proc = mio(tmp_path, "--help")
-    assert proc.returncode == 0 and "tts_demo" in proc.stdout and "espeak" in proc.stdout
-    code = ("import sys\nfrom mio_eval.cli import main\nimport mio_eval\n"
-            "for argv in (['--help'], ['task=tts_demo', '--help']):\n"
-            "    try:\n        main(argv)\n    except SystemExit as e:\n        assert e.code == 0, e.code\n"
-            "print('TORCH', 'torch' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
+@pytest.mark.parametrize("args,needle", [
+    (["runner.limit=abc"], "runner.limit has the wrong type: 'abc'"),
+    (["runner.bogus=1"], "Could not override 'runner.bogus'"),  # Hydra's own error, made one line
+    (["model.bogus=1"], "Could not override 'model.bogus'"),
+    (["+runner.bogus=1"], "unknown runner option(s): bogus"),
+    (["runner.stage=bogus"], "runner.stage must be one of generate, score, all"),
+    (["runner.limit=0"], "runner.limit must be >= 1"),
+    (["runner.limit=[1"], "no viable alternative"),  # override grammar
+    (["model=whisper"], "model.path"),  # a required ??? value left out
+])
+def test_bad_override_exits_2_with_one_line_and_writes_nothing(tmp_path, args, needle):
+    proc = mio(tmp_path, "task=tts_demo", *args, "runner.progress=false", f"paths.results_dir={tmp_path / 'results'}")
+    assert proc.returncode == 2, proc.stderr
+    assert needle in _one_error_line(proc.stderr)
+    assert "Traceback" not in proc.stderr and "HYDRA_FULL_ERROR" not in proc.stderr
+    assert _tree(tmp_path) == []
+
+
+@pytest.mark.parametrize("args", [["model=dummy"], ["runner.limit=1"], ["-m", "model=dummy,espeak"]])
+def test_no_task_exits_2(tmp_path, args):
+    proc = mio(tmp_path, *args, f"paths.results_dir={tmp_path / 'results'}")
+    assert proc.returncode == 2, proc.stderr
+    line = _one_error_line(proc.stderr)
+    assert "no task chosen" in line and ", ".join(group_choices("task")) in line
+    assert _tree(tmp_path) == []
+
+
+def test_help_lists_groups_and_choices(tmp_path):
+    for proc in (mio(tmp_path, "--help"), subprocess.run([_script(), "--help"], cwd=tmp_path, capture_output=True,
+                                                         text=True, timeout=120)):
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stderr == ""
+        lines = proc.stdout.splitlines()
+        for group in CHECKED_GROUPS:
+            listed = [line.split(None, 1) for line in lines if line.strip().startswith(f"{group} ")]
+            assert listed and listed[0][1].strip() == ", ".join(group_choices(group)), group
+        assert "exit codes" in proc.stdout
+    # No arguments at all: the same usage, exit 0 (asking for nothing is not an error).
+    bare = mio(tmp_path)
+    assert bare.returncode == 0 and bare.stdout == mio(tmp_path, "--help").stdout
+    # With a task: Hydra's help, showing the composed config of that task.
+    task_help = mio(tmp_path, "task=tts_demo", "--help")
+    assert task_help.returncode == 0, task_help.stderr
+    assert "name: tts_demo" in task_help.stdout and "Configuration groups" in task_help.stdout
+    assert _tree(tmp_path) == []
+
+
+def test_import_and_help_import_no_torch(tmp_path):
+    code = (
+        "import json, sys\n"
+        "seen = {}\n"
+        "import mio_eval\n"
+        "seen['import mio_eval'] = 'torch' in sys.modules\n"
+        "from mio_eval.cli import main\n"
+        "for argv in (['--help'], ['task=tts_demo', '--help']):\n"
+        "    try:\n"
+        "        main(argv)\n"
+        "    except SystemExit as exc:\n"
+        "        assert exc.code == 0, (argv, exc.code)\n"
+        "    seen[' '.join(argv)] = 'torch' in sys.modules\n"
+        "print(json.dumps(seen))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip().endswith("TORCH False")
+    seen = json.loads(out.stdout.strip().splitlines()[-1])
+    assert seen == {"import mio_eval": False, "--help": False, "task=tts_demo --help": False}
     assert _tree(tmp_path) == []
 
 
-def test_sweep_and_report(tmp_path):
+def test_sweep_then_report(tmp_path):
     results = tmp_path / "results"
     proc = mio(tmp_path, "-m", "task=tts_demo", "model=dummy,espeak", "runner.limit=1", "runner.progress=false",
                f"paths.results_dir={results}")
     assert proc.returncode == 0, proc.stderr
+    assert _tree(tmp_path)[0] == "results" and all(p.startswith("results") for p in _tree(tmp_path))
     for model in ("dummy", "espeak"):
         metrics = json.loads((results / model / "tts_demo" / "metrics.json").read_text())
-        assert metrics["n"] == 1 and metrics["model"] == model
+        assert (metrics["task"], metrics["model"], metrics["n"], metrics["n_errors"]) == ("tts_demo", model, 1, 0)
+        assert set(metrics["metrics"]) == {"wer_corpus", "wer_utt_mean"}
+        assert [j["model"] for j in metrics["judges"]] == ["pocketsphinx"]
+        assert len((results / model / "tts_demo" / "predictions.jsonl").read_text().splitlines()) == 1
+        # Each job printed its table and where its metrics went.
+        assert f"results: {results}/{model}/tts_demo/metrics.json" in proc.stdout
+
     report = mio(tmp_path, "report", str(results))
-    assert report.returncode == 0
-    table = (results / "README.md").read_text()
-    assert "| dummy |" in table and "| espeak |" in table and "tts_demo·wer_corpus ↓" in table
-    assert mio(tmp_path, "report", str(tmp_path / "missing")).returncode == 2
+    assert report.returncode == 0, report.stderr
+    readme = (results / "README.md").read_text()
+    assert readme.startswith("# Results\n")
+    assert report.stdout in readme
+    assert "| model | tts_demo·wer_corpus ↓ | tts_demo·wer_utt_mean ↓ |" in readme
+    rows = [line for line in readme.splitlines() if line.startswith(("| dummy |", "| espeak |"))]
+    assert len(rows) == 4  # one summary row and one run row per model
+    assert "| dummy | tts_demo | 1 | 0 | pocketsphinx" in readme
+
+    missing = mio(tmp_path, "report", str(tmp_path / "missing"))
+    assert missing.returncode == 2 and "no results directory" in missing.stderr
+    assert not (tmp_path / "missing").exists()
 
 
 def test_error_budget_exits_1_with_resume_hint(tmp_path):
+    results = tmp_path / "r"
     proc = mio(tmp_path, "task=tts_demo", "model=dummy", "model.fail_ids=[harvard01_001,harvard01_002]",
-               "runner.limit=4", "runner.batch_size=1", "runner.max_error_rate=0.1", "runner.progress=false",
-               f"paths.results_dir={tmp_path / 'r'}")
-    assert proc.returncode == 1
-    assert "over runner.max_error_rate=0.1" in proc.stderr and "rerun the same command" in proc.stderr
+               "runner.limit=4", "runner.max_error_rate=0.1", "runner.progress=false",
+               f"paths.results_dir={results}")
+    assert proc.returncode == 1, proc.stderr
+    line = _one_error_line(proc.stderr)
+    assert "2 of 4 samples failed, over runner.max_error_rate=0.1" in line
+    assert "dummy: configured failure" in line
+    assert "rerun the same command to resume" in line
+    run_dir = results / "dummy" / "tts_demo"
+    assert str(run_dir / "predictions.jsonl") in line
+    # The batch that broke the budget is saved (resumable); nothing was scored.
+    records = [json.loads(x) for x in (run_dir / "predictions.jsonl").read_text().splitlines()]
+    assert sorted(r["id"] for r in records if r["error"]) == ["harvard01_001", "harvard01_002"]
+    assert not (run_dir / "metrics.json").exists()

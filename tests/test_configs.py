@@ -1,45 +1,171 @@
+"""Every shipped config composes and instantiates on CPU, offline, without loading weights.
+
+The YAML files are discovered by globbing ``configs/``, so a new task, model or experiment file
+is covered without touching this test. A value a config leaves required (``???``) is supplied
+the way a user would (a path to a local file), from ``SUPPLY`` below.
+"""
+
+import json
+import socket
+import subprocess
+import sys
 from importlib import resources
 from pathlib import Path
 
 import pytest
+from omegaconf import OmegaConf
 
 from mio_eval.adapter import ModelAdapter
 from mio_eval.api import build, compose
 from mio_eval.config import CHECKED_GROUPS, group_choices
+from mio_eval.errors import MioEvalError
+from mio_eval.types import Modality
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-# Values a config leaves required (???), supplied as a user would.
-REQUIRED = {("model", "whisper"): ["model.path=/nonexistent/whisper.pt"]}
+BUILT_GROUPS = ("task", "model", "experiment")
+# Heavy backends that only an adapter's or a judge's load() may import.
+HEAVY = ("torch", "whisper", "transformers", "pocketsphinx", "torchaudio")
 
 
 def _names(group):
     return sorted(p.stem for p in (CONFIGS / group).glob("*.yaml"))
 
 
+CASES = [(group, name) for group in BUILT_GROUPS for name in _names(group)]
+
+
+def _base_overrides(group, name):
+    """The overrides that select one config: a task needs a model and vice versa."""
+    overrides = [f"{group}={name}"]
+    if group != "task":
+        overrides.append(f"task={_names('task')[0]}")
+    if group != "model":
+        overrides.append("model=dummy")
+    return overrides
+
+
+def _supply(key, tmp_path):
+    """A value for a required (``???``) key, as a user would give it: a local file or folder."""
+    leaf = key.rsplit(".", 1)[-1]
+    if leaf == "path" or leaf.endswith("_path"):
+        local = tmp_path / f"{key.replace('.', '_')}.bin"
+        local.write_bytes(b"not a real checkpoint: build() must not read it")
+        return str(local)
+    if leaf in ("root", "dir") or leaf.endswith("_dir"):
+        return str(tmp_path)
+    pytest.fail(f"{key} is required (???) and this test does not know how to supply it: extend _supply()")
+
+
+def _overrides(group, name, tmp_path):
+    overrides = _base_overrides(group, name)
+    missing = sorted(OmegaConf.missing_keys(compose(overrides)))
+    return overrides + [f"{key}={_supply(key, tmp_path)}" for key in missing]
+
+
+@pytest.fixture
+def offline(monkeypatch):
+    """Any attempt to open a network connection fails the test."""
+
+    def refuse(self, address, *args, **kwargs):
+        raise AssertionError(f"a config tried to reach the network: {address!r}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+    monkeypatch.setattr(socket, "create_connection", lambda address, *a, **k: refuse(None, address))
+
+
+def test_case_discovery_found_configs():
+    assert ("task", "tts_demo") in CASES and ("model", "dummy") in CASES and ("experiment", "smoke") in CASES
+
+
 def test_group_choices_match_files():
-    for group in CHECKED_GROUPS:
-        assert group_choices(group) == _names(group)
-    assert (resources.files("mio_eval.configs") / "eval.yaml").is_file()
+    groups = {p.parent.name for p in CONFIGS.glob("*/*.yaml")}
+    assert set(CHECKED_GROUPS) <= groups | {"experiment"}
+    for group in sorted(groups | set(CHECKED_GROUPS)):
+        assert group_choices(group) == _names(group), group
+    assert group_choices("no_such_group") == []
+    # The installed package carries the same files (configs/ installs as mio_eval.configs).
+    installed = resources.files("mio_eval.configs")
+    assert (installed / "eval.yaml").is_file()
+    for group, name in CASES:
+        assert (installed / group / f"{name}.yaml").is_file()
 
 
-@pytest.mark.parametrize("task", _names("task"))
-def test_every_task_config_instantiates(task):
-    cfg = compose([f"task={task}", "model=dummy"])
-    built_task, adapter = build(cfg)
-    assert built_task.name == task
-    assert callable(built_task.samples) and callable(built_task.score)
+@pytest.mark.parametrize("group,name", CASES, ids=[f"{g}/{n}" for g, n in CASES])
+def test_config_composes_and_builds_on_cpu_offline(group, name, tmp_path, offline):
+    cfg = compose(_overrides(group, name, tmp_path))
+    assert not OmegaConf.missing_keys(cfg), "every ??? value was supplied"
+    devices = [v for k, v in _leaves(OmegaConf.to_container(cfg, resolve=False)) if k.endswith("device")]
+    assert all(d in (None, "cpu") for d in devices), f"a config defaults to a GPU: {devices}"
 
+    task, adapter = build(cfg)
 
-@pytest.mark.parametrize("model", _names("model"))
-def test_every_model_config_instantiates_without_loading(model):
-    cfg = compose(["task=tts_demo", f"model={model}", *REQUIRED.get(("model", model), [])])
-    _, adapter = build(cfg)
+    assert task.name == cfg.task.name and adapter.name == cfg.model.name
+    if group == "task":
+        assert task.name == name
+    if group == "model":
+        assert adapter.name == name
     assert isinstance(adapter, ModelAdapter)
-    assert adapter.name == model and adapter.inputs and adapter.outputs
+    assert adapter.inputs and adapter.outputs
+    assert all(isinstance(m, Modality) for m in (*adapter.inputs, *adapter.outputs))
+    assert task.input_modalities and isinstance(task.output_modality, Modality)
+    assert set(type(task).scoring_keys) <= set(cfg.task), "scoring_keys must name task config keys"
 
 
-@pytest.mark.parametrize("experiment", _names("experiment"))
-def test_every_experiment_composes(experiment):
-    cfg = compose(["task=tts_demo", f"experiment={experiment}"])
-    build(cfg)
-    assert cfg != compose(["task=tts_demo"]), "an experiment is a non-empty set of overrides"
+@pytest.mark.parametrize("name", _names("task"))
+def test_task_samples_load_or_fail_as_data(name, offline):
+    """Embedded data sets load and carry the task's generation settings into the request; a data
+    set that is not on this machine fails with a typed, one-line error (never a crash or [])."""
+    cfg = compose([f"task={name}", "model=dummy"])
+    task, _ = build(cfg)
+    try:
+        samples = task.samples()
+    except MioEvalError as exc:
+        assert str(exc) and "\n" not in str(exc)
+        return
+    assert samples, f"task {name} loaded no samples"
+    assert len({s.id for s in samples}) == len(samples)
+    request = task.request(samples[0])
+    assert request.sample_id == samples[0].id
+    assert request.output_modality == task.output_modality
+    generation = OmegaConf.to_container(cfg.task, resolve=True).get("generation")
+    if generation is not None:
+        assert dict(request.generation) == generation
+
+
+@pytest.mark.parametrize("name", _names("experiment"))
+def test_experiment_is_overrides_only_and_applied(name):
+    path = CONFIGS / "experiment" / f"{name}.yaml"
+    data = OmegaConf.to_container(OmegaConf.load(path))
+    assert "_target_" not in json.dumps(data), "an experiment holds overrides, not new objects"
+    is_global = "@package _global_" in path.read_text()
+    overrides = {k: v for k, v in data.items() if k != "defaults"}
+    cfg = compose([f"task={_names('task')[0]}", f"experiment={name}"])
+    base = compose([f"task={_names('task')[0]}"])
+    assert cfg != base, "an experiment is a non-empty set of overrides"
+    for key, value in _leaves(overrides):
+        full = key if is_global else f"experiment.{key}"
+        assert OmegaConf.select(cfg, full) == value, full
+
+
+def test_building_every_config_imports_no_heavy_backend(tmp_path):
+    """In a fresh interpreter (this one may already hold torch from other tests)."""
+    all_overrides = [_overrides(group, name, tmp_path) for group, name in CASES]
+    code = (
+        "import json, sys\n"
+        "from mio_eval.api import build, compose\n"
+        f"for overrides in {all_overrides!r}:\n"
+        "    build(compose(overrides))\n"
+        f"print(json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == []
+
+
+def _leaves(data, prefix=""):
+    if isinstance(data, dict):
+        for key, value in data.items():
+            yield from _leaves(value, f"{prefix}{key}" if not prefix else f"{prefix}.{key}")
+    else:
+        yield prefix, data

@@ -1,47 +1,76 @@
+"""Golden markdown tables from hand-made ``metrics.json`` files, typed as the runner writes them."""
+
 import json
 
+from mio_eval.metrics.base import MetricResult
 from mio_eval.report import load_runs, main, render_runs
 
 
-def _metric(value, hib, variant, scale=100.0):
-    return {"value": value, "higher_is_better": hib, "variant": variant, "provenance": "p", "scale": scale,
-            "n": 3, "extra": {}}
+def _metric(name, value, hib, variant, scale=100.0, n=50):
+    return MetricResult(name=name, value=value, higher_is_better=hib, variant=variant,
+                        provenance=f"reference for {name}", scale=scale, n=n, extra={"k": 1}).to_json()
+
+
+def _run(task, model, n, n_errors, wall, metrics, judges):
+    """The shape of runner.evaluate's metrics.json (fields the report does not read included)."""
+    return {
+        "task": task, "model": model, "n": n, "n_scored": n - n_errors, "n_errors": n_errors,
+        "errors": {"generate": n_errors, "score": 0}, "metrics": metrics, "scoring": {}, "judges": judges,
+        "model_provenance": {"model": model}, "fingerprint": "0" * 16, "runner": {"batch_size": 8},
+        "versions": {"python": "3.11.7"}, "started_at": "2026-11-23T08:00:00+00:00",
+        "finished_at": "2026-11-23T08:01:00+00:00", "wall_time_s": wall, "config": {},
+    }
 
 
 RUNS = [
-    {"task": "tts_demo", "model": "espeak", "n": 50, "n_errors": 0, "wall_time_s": 39.21,
-     "metrics": {"wer_corpus": _metric(0.7954, False, "corpus+whisper_en"),
-                 "wer_utt_mean": _metric(0.80021, False, "utterance_mean+whisper_en")},
-     "judges": [{"model": "pocketsphinx", "package": "pocketsphinx 5.1.1"}]},
-    {"task": "tts_demo", "model": "mio_instruct", "n": 50, "n_errors": 2, "wall_time_s": 120.0,
-     "metrics": {"wer_corpus": _metric(0.042, False, "corpus+whisper_en"),
-                 "wer_utt_mean": _metric(None, False, "utterance_mean+whisper_en")},
-     "judges": [{"model": "openai-whisper", "path": "/ckpt/medium.pt", "sha256": "0123456789abcdef"}]},
-    {"task": "vqav2", "model": "mio_instruct", "n": 10, "n_errors": 0, "wall_time_s": 5.0,
-     "metrics": {"vqa_acc": _metric(0.655, True, "vqa2021")}, "judges": []},
+    _run("tts_demo", "espeak", 50, 0, 39.21,
+         {"wer_corpus": _metric("wer_corpus", 0.7954, False, "corpus+whisper_en"),
+          "wer_utt_mean": _metric("wer_utt_mean", 0.80021, False, "utterance_mean+whisper_en")},
+         [{"model": "pocketsphinx", "package": "pocketsphinx 5.1.1"}]),
+    _run("tts_demo", "mio_instruct", 50, 2, 120.0,
+         {"wer_corpus": _metric("wer_corpus", 0.042, False, "corpus+whisper_en"),
+          "wer_utt_mean": _metric("wer_utt_mean", None, False, "utterance_mean+whisper_en", n=0)},
+         [{"model": "openai-whisper", "path": "/ckpt/medium.pt", "sha256": "0123456789abcdef"}]),
+    _run("vqav2", "mio_instruct", 10, 0, 5.04,
+         {"vqa_acc": _metric("vqa_acc", 0.655, True, "vqa2021", n=10),
+          "speaker_sim": _metric("speaker_sim", 0.81234, True, "wavlm|ecapa", scale=1.0, n=10)},
+         []),
 ]
 
+# Rows: models, sorted. Columns: task·metric with its direction, in task order then metric order.
+# Values ×scale, two decimals; "–" a metric with no value; "" a task the model did not run.
 GOLDEN = """\
-| model | tts_demo·wer_corpus ↓ | tts_demo·wer_utt_mean ↓ | vqav2·vqa_acc ↑ |
-|---|---|---|---|
-| espeak | 79.54 | 80.02 |  |
-| mio_instruct | 4.20 | – | 65.50 |
+| model | tts_demo·wer_corpus ↓ | tts_demo·wer_utt_mean ↓ | vqav2·vqa_acc ↑ | vqav2·speaker_sim ↑ |
+|---|---|---|---|---|
+| espeak | 79.54 | 80.02 |  |  |
+| mio_instruct | 4.20 | – | 65.50 | 0.81 |
 
 | model | task | n | errors | judge | variants | wall s |
 |---|---|---|---|---|---|---|
 | espeak | tts_demo | 50 | 0 | pocketsphinx 5.1.1 | wer_corpus: corpus+whisper_en, wer_utt_mean: utterance_mean+whisper_en | 39.2 |
 | mio_instruct | tts_demo | 50 | 2 | openai-whisper medium.pt (01234567) | wer_corpus: corpus+whisper_en, wer_utt_mean: utterance_mean+whisper_en | 120.0 |
-| mio_instruct | vqav2 | 10 | 0 | – | vqa_acc: vqa2021 | 5.0 |
+| mio_instruct | vqav2 | 10 | 0 | – | vqa_acc: vqa2021, speaker_sim: wavlm\\|ecapa | 5.0 |
 """
 
 
 def _write(root):
-    for run in RUNS:
+    # Written in reverse so that the order comes from load_runs, not from the file system.
+    for run in reversed(RUNS):
         path = root / run["model"] / run["task"] / "metrics.json"
         path.parent.mkdir(parents=True)
-        path.write_text(json.dumps(run))
+        path.write_text(json.dumps(run, ensure_ascii=False), encoding="utf-8")
+    # Hydra's sweep folder and unrelated files are not runs.
     (root / "_multirun" / "x").mkdir(parents=True)
     (root / "_multirun" / "x" / "metrics.json").write_text("{}")
+    (root / "espeak" / "tts_demo" / "scores.jsonl").write_text("{}\n")
+
+
+def test_load_runs_reads_only_run_metrics_sorted(tmp_path):
+    _write(tmp_path)
+    runs = load_runs(tmp_path)
+    assert [(r["model"], r["task"]) for r in runs] == [("espeak", "tts_demo"), ("mio_instruct", "tts_demo"),
+                                                      ("mio_instruct", "vqav2")]
+    assert runs == RUNS
 
 
 def test_golden_markdown_table(tmp_path):
@@ -49,9 +78,34 @@ def test_golden_markdown_table(tmp_path):
     assert render_runs(load_runs(tmp_path)) == GOLDEN
 
 
+def test_single_run_table():
+    table = render_runs([RUNS[0]])
+    assert table.splitlines()[:3] == [
+        "| model | tts_demo·wer_corpus ↓ | tts_demo·wer_utt_mean ↓ |",
+        "|---|---|---|",
+        "| espeak | 79.54 | 80.02 |",
+    ]
+    assert render_runs([]) == "_No results yet._\n"
+
+
 def test_report_command_writes_readme(tmp_path, capsys):
     _write(tmp_path)
     assert main([str(tmp_path)]) == 0
-    assert GOLDEN in (tmp_path / "README.md").read_text()
+    assert capsys.readouterr().out == GOLDEN
+    readme = (tmp_path / "README.md").read_text(encoding="utf-8")
+    assert readme == f"# Results\n\nGenerated by `mio-eval report {tmp_path}`.\n\n{GOLDEN}"
+
+    out = tmp_path / "tables" / "paper.md"
+    out.parent.mkdir()
+    assert main([str(tmp_path), "--out", str(out)]) == 0
+    assert out.read_text(encoding="utf-8").endswith(GOLDEN)
+
+    (tmp_path / "README.md").unlink()
+    assert main([str(tmp_path), "--stdout"]) == 0
+    assert not (tmp_path / "README.md").exists()
+
+
+def test_report_on_missing_dir_returns_2(tmp_path, capsys):
     assert main([str(tmp_path / "missing")]) == 2
-    assert render_runs([]) == "_No results yet._\n"
+    assert "no results directory" in capsys.readouterr().err
+    assert not (tmp_path / "missing").exists()
