@@ -25,6 +25,9 @@ class ModelAdapter(Protocol):
         name: a short identifier used in result paths and tables.
         inputs: modalities the model can read.
         outputs: modalities the model can write.
+        supports_loglikelihood: (optional, default False) whether ``generate`` answers requests
+            with ``continuations`` by scoring them (``Output.logprobs``), as lm-eval's
+            ``loglikelihood``; multiple-choice tasks scored by likelihood need it.
     """
 
     name: str
@@ -51,9 +54,11 @@ class CapabilityError(ConfigError):
 
 
 def check_capabilities(
-    adapter: ModelAdapter, *, needs_inputs: frozenset[Modality], produces: Modality
+    adapter: ModelAdapter, *, needs_inputs: frozenset[Modality], produces: Modality,
+    needs_loglikelihood: bool = False,
 ) -> None:
-    """Raise CapabilityError unless ``adapter`` reads ``needs_inputs`` and writes ``produces``."""
+    """Raise CapabilityError unless ``adapter`` reads ``needs_inputs`` and writes ``produces``
+    (and scores continuations when ``needs_loglikelihood``)."""
     missing = sorted(m.value for m in needs_inputs - adapter.inputs)
     problems = []
     if missing:
@@ -62,6 +67,9 @@ def check_capabilities(
     if produces not in adapter.outputs:
         problems.append(f"wants {produces.value} output but the model writes only "
                         f"{', '.join(sorted(m.value for m in adapter.outputs))}")
+    if needs_loglikelihood and not getattr(adapter, "supports_loglikelihood", False):
+        problems.append("scores answers by log-likelihood but the model cannot score continuations "
+                        "(choose the task's generation scoring, e.g. task.scoring=generate)")
     if problems:
         raise CapabilityError(f"model {adapter.name!r} cannot run this task: the task "
                               + "; ".join(problems))

@@ -224,7 +224,8 @@ def evaluate(
     """Generate (resuming), then score. Returns the metrics.json content, or None for
     ``stage=generate``."""
     started_at, t0 = _now(), time.perf_counter()
-    check_capabilities(adapter, needs_inputs=task.input_modalities, produces=task.output_modality)
+    check_capabilities(adapter, needs_inputs=task.input_modalities, produces=task.output_modality,
+                       needs_loglikelihood=bool(getattr(task, "needs_loglikelihood", False)))
     samples = task.samples()
     ids = [s.id for s in samples]
     if len(set(ids)) != len(ids):

@@ -124,15 +124,22 @@ class Request:
     ``generation`` holds the task's decoding settings (``max_new_tokens``, ``num_beams``,
     ``do_sample``, ``top_p``, ``temperature``, ``seed``...); adapters map them to their backend
     and ignore keys that do not apply to it.
+
+    ``continuations`` turns the request into a log-likelihood request (lm-eval's
+    ``loglikelihood``): instead of generating, the adapter scores each continuation string given
+    the prompt and answers with ``Output.logprobs`` / ``Output.greedy``, one per continuation.
+    Only adapters with ``supports_loglikelihood = True`` accept such requests.
     """
 
     sample_id: str
     parts: tuple[Part, ...]
     output_modality: Modality = Modality.TEXT
     generation: Mapping[str, Any] = field(default_factory=dict)
+    continuations: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "parts", tuple(self.parts))
+        object.__setattr__(self, "continuations", tuple(self.continuations))
         object.__setattr__(self, "output_modality", Modality(self.output_modality))
         object.__setattr__(self, "generation", _frozen(self.generation))
 
@@ -155,7 +162,9 @@ class Output:
 
     ``media`` holds generated files as typed parts (paths under the run directory).
     ``error`` is the reason a sample failed; it is data, counted and reported, never replaced
-    by a silent default.
+    by a silent default. For a log-likelihood request, ``logprobs[i]`` is the summed natural-log
+    probability of continuation ``i`` given the prompt and ``greedy[i]`` whether greedy decoding
+    would have produced exactly it.
     """
 
     text: str | None = None
@@ -163,9 +172,13 @@ class Output:
     error: str | None = None
     n_input_tokens: int | None = None
     n_output_tokens: int | None = None
+    logprobs: tuple[float, ...] = ()
+    greedy: tuple[bool, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "media", tuple(self.media))
+        object.__setattr__(self, "logprobs", tuple(float(x) for x in self.logprobs))
+        object.__setattr__(self, "greedy", tuple(bool(x) for x in self.greedy))
 
     @classmethod
     def failure(cls, reason: str) -> "Output":
@@ -188,6 +201,7 @@ class Output:
             "error": self.error,
             "n_input_tokens": self.n_input_tokens,
             "n_output_tokens": self.n_output_tokens,
+            **({"logprobs": list(self.logprobs), "greedy": list(self.greedy)} if self.logprobs else {}),
         }
 
     @classmethod
@@ -198,4 +212,6 @@ class Output:
             error=data.get("error"),
             n_input_tokens=data.get("n_input_tokens"),
             n_output_tokens=data.get("n_output_tokens"),
+            logprobs=tuple(data.get("logprobs", ())),
+            greedy=tuple(data.get("greedy", ())),
         )

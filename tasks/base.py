@@ -60,6 +60,8 @@ class Task(Protocol):
 
     Optional hook: ``preflight()``, called before generation when the run will score, raises
     ConfigError for a missing scoring resource (a judge checkpoint) so no generation is wasted.
+    Optional attribute: ``needs_loglikelihood = True`` when requests carry ``continuations``
+    (multiple choice scored by likelihood); the runner then refuses an adapter that cannot score.
     """
 
     name: str
