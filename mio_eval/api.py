@@ -65,7 +65,14 @@ def build(cfg) -> tuple[Any, Any]:
             if isinstance(cause, MioEvalError):
                 raise ConfigError(str(cause)) from None
             raise ConfigError(f"cannot build {key} from its config: {type(cause).__name__}: {_one_line(cause)}") from None
-    return built[0], built[1]
+    task, model = built
+    attach = getattr(task, "attach_model", None)
+    if attach is not None:  # tasks that score with the model itself (TTS round trip)
+        try:
+            attach(model)
+        except MioEvalError as exc:
+            raise ConfigError(str(exc)) from None
+    return task, model
 
 
 def execute(cfg) -> dict[str, Any] | None:

@@ -1,8 +1,12 @@
 """Reading and writing media files. No model code here.
 
-Audio is read with soundfile, down-mixed to mono and resampled with ``scipy.signal.resample_poly``
-(torchaudio does not import on our machines). Every failure raises ``MediaError`` with a reason
-that becomes the sample's error.
+Audio is read with soundfile (wav, flac, ogg, mp3 with libsndfile >= 1.1) and, for what
+libsndfile cannot open (m4a/aac, opus in webm, mp4 audio, mp3 with an older libsndfile), with
+PyAV. It is down-mixed to mono (mean of the channels) and resampled with
+``scipy.signal.resample_poly`` (torchaudio does not import on our machines); ``AudioData`` keeps
+the decoder, the source rate and the channel count, and ``AUDIO_PROCESSING`` describes the
+down-mix and resampler for provenance. Every failure (missing, empty, truncated, non-audio,
+undecodable) raises ``MediaError`` with a reason that becomes the sample's error.
 """
 
 from __future__ import annotations
@@ -18,7 +22,13 @@ import numpy as np
 from mio_eval.atomic import atomic_path
 from mio_eval.errors import MediaError
 
-__all__ = ["AudioData", "load_audio", "resample", "save_audio", "output_path"]
+__all__ = ["AUDIO_PROCESSING", "AudioData", "load_audio", "resample", "save_audio", "output_path"]
+
+AUDIO_PROCESSING = {
+    "decoder": "soundfile (libsndfile); PyAV for formats libsndfile cannot open",
+    "downmix": "mean of channels",
+    "resampler": "scipy.signal.resample_poly (up/down by the reduced rate ratio)",
+}
 
 
 @dataclass(frozen=True)
@@ -29,6 +39,14 @@ class AudioData:
     sample_rate: int
     source_rate: int
     source_channels: int
+    decoder: str = "soundfile"
+
+    @property
+    def processing(self) -> dict[str, object]:
+        """What was done to the file's audio: decoder, down-mix, resampling."""
+        return {"decoder": self.decoder, "source_rate": self.source_rate, "source_channels": self.source_channels,
+                "downmix": "mean" if self.source_channels > 1 else None,
+                "resampled_to": self.sample_rate if self.sample_rate != self.source_rate else None}
 
     @property
     def duration_s(self) -> float:
@@ -45,25 +63,86 @@ def resample(samples: np.ndarray, source_rate: int, target_rate: int) -> np.ndar
     return resample_poly(samples, target_rate // g, source_rate // g).astype(np.float32)
 
 
-def load_audio(path: str | Path, *, sample_rate: int | None = None) -> AudioData:
-    """Read an audio file as mono float32, resampled to ``sample_rate`` when given."""
+def _truncation(info_text: str) -> str | None:
+    """libsndfile notes ``data : N (should be M)`` when a WAV's data chunk is cut short."""
+    for line in info_text.splitlines():
+        if line.startswith("data") and "should be" in line:
+            declared, actual = line.split(":", 1)[1].split("(should be")
+            return f"header declares {declared.strip()} bytes of audio, the file holds {actual.strip(' )')}"
+    return None
+
+
+def _read_soundfile(path: Path) -> tuple[np.ndarray, int]:
     import soundfile as sf
 
+    with sf.SoundFile(str(path)) as fh:
+        truncated = _truncation(getattr(fh, "extra_info", "") or "")
+        if truncated:
+            raise MediaError(f"audio file is truncated ({truncated}): {path.name}")
+        samples = fh.read(dtype="float32", always_2d=True)
+        return samples, fh.samplerate
+
+
+def _read_pyav(path: Path) -> tuple[np.ndarray, int]:
+    import av
+
+    with av.open(str(path)) as container:
+        if not container.streams.audio:
+            raise MediaError(f"no audio stream in {path.name}")
+        stream = container.streams.audio[0]
+        rate = stream.codec_context.sample_rate or stream.rate
+        chunks = []
+        for frame in container.decode(stream):
+            array = frame.to_ndarray()  # planar: (channels, n); packed: (1, n * channels)
+            channels = len(frame.layout.channels)
+            if frame.format.is_planar:
+                chunks.append(array.T)
+            else:
+                chunks.append(array.reshape(-1, channels))
+    if not chunks:
+        return np.zeros((0, 1), dtype=np.float32), int(rate)
+    samples = np.concatenate(chunks).astype(np.float32)
+    if np.issubdtype(chunks[0].dtype, np.integer):
+        samples /= float(np.iinfo(chunks[0].dtype).max) + 1.0
+    return samples, int(rate)
+
+
+def load_audio(path: str | Path, *, sample_rate: int | None = None) -> AudioData:
+    """Read an audio file as mono float32, resampled to ``sample_rate`` when given."""
     path = Path(path)
     if not path.exists():
         raise MediaError(f"audio file not found: {path}")
+    if path.is_dir():
+        raise MediaError(f"audio path is a directory: {path}")
     if path.stat().st_size == 0:
         raise MediaError(f"audio file is empty (0 bytes): {path}")
+    decoder = "soundfile"
     try:
-        samples, rate = sf.read(str(path), dtype="float32", always_2d=True)
-    except Exception as exc:  # soundfile raises LibsndfileError / RuntimeError / TypeError
-        raise MediaError(f"cannot decode audio {path.name}: {exc}") from None
+        samples, rate = _read_soundfile(path)
+    except MediaError:
+        raise
+    except Exception as sf_exc:  # LibsndfileError / RuntimeError / TypeError: try PyAV before giving up
+        try:
+            samples, rate = _read_pyav(path)
+            decoder = "pyav"
+        except MediaError:
+            raise
+        except Exception as av_exc:  # noqa: BLE001 - av.error.* and anything else is a bad file
+            raise MediaError(f"cannot decode audio {path.name}: soundfile: {_one_line(sf_exc)}; "
+                             f"PyAV: {_one_line(av_exc)}") from None
     if samples.shape[0] == 0:
         raise MediaError(f"audio file has no samples: {path}")
+    if not np.isfinite(samples).all():
+        raise MediaError(f"audio file holds NaN or infinite samples: {path.name}")
     channels = samples.shape[1]
     mono = samples.mean(axis=1) if channels > 1 else samples[:, 0]
     target = sample_rate or rate
-    return AudioData(resample(mono, rate, target), target, rate, channels)
+    return AudioData(resample(np.ascontiguousarray(mono, dtype=np.float32), rate, target), target, rate, channels,
+                     decoder)
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def save_audio(path: str | Path, samples: np.ndarray, sample_rate: int, *, subtype: str = "PCM_16") -> Path:

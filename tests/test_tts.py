@@ -196,7 +196,8 @@ def test_tts_end_to_end_with_tiny_whisper_judge(tiny_whisper, tmp_path):
     assert judge["decoding"]["temperature"] == 0.0 and judge["decoding"]["language"] == "en"
     assert judge["decoding"]["max_new_tokens"] == 8
     assert metrics["model_provenance"]["model"] == "espeak-ng"
-    assert metrics["scoring"] == {"normalizer": "whisper_en", "wer_modes": ["corpus", "utterance_mean"]}
+    assert metrics["scoring"] == {"normalizer": "whisper_en", "wer_modes": ["corpus", "utterance_mean"],
+                                  "judge_batch_size": 8, "round_trip": False, "speaker_reference": None}
     for name, variant in (("wer_corpus", "corpus+whisper_en"), ("wer_utt_mean", "utterance_mean+whisper_en")):
         entry = metrics["metrics"][name]
         assert entry["variant"] == variant and entry["n"] == 3

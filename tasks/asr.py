@@ -1,0 +1,74 @@
+"""Speech recognition: the model transcribes each recording, WER against the transcript.
+
+Both aggregations are reported and labelled (``wer_corpus``: total edits / total reference
+words, the Whisper paper and lmms-eval LibriSpeech; ``wer_utt_mean``: mean per-utterance WER),
+after the named normaliser (Whisper's EnglishTextNormalizer by default, on both sides).
+An empty transcript is a valid answer (every word deleted); a missing or unreadable recording
+is that sample's error.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Mapping, Sequence
+
+from mio_eval.metrics.normalizers import get_normalizer
+from mio_eval.metrics.wer import WER_MODES
+from mio_eval.tasks.base import Generated, InvalidOutput, ScoreReport
+from mio_eval.tasks.speech import WerScorer, check_wer_modes
+from mio_eval.types import Audio, Modality, Output, Request, Sample, Text
+
+__all__ = ["ASRTask"]
+
+
+class ASRTask:
+    output_modality = Modality.TEXT
+    scoring_keys: ClassVar[tuple[str, ...]] = ("normalizer", "wer_modes")
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        loader: Callable[[], list[Sample]],
+        prompt: str | None = None,
+        generation: Mapping[str, Any] | None = None,
+        normalizer: str = "whisper_en",
+        wer_modes: Sequence[str] = WER_MODES,
+    ) -> None:
+        self.name = name
+        self.loader = loader
+        self.prompt = prompt or None
+        self.generation = dict(generation or {})
+        get_normalizer(normalizer)
+        self.normalizer = normalizer
+        self.wer_modes = check_wer_modes(wer_modes)
+        # An instruction is a text part: only models that read text can take it (Whisper cannot).
+        self.input_modalities = frozenset({Modality.AUDIO} | ({Modality.TEXT} if self.prompt else set()))
+
+    def samples(self) -> list[Sample]:
+        return self.loader()
+
+    def request(self, sample: Sample) -> Request:
+        audio = tuple(p for p in sample.parts if isinstance(p, Audio))
+        parts = audio + ((Text(self.prompt),) if self.prompt else ())
+        return Request(sample_id=sample.id, parts=parts, output_modality=Modality.TEXT, generation=self.generation)
+
+    def prediction(self, sample: Sample, output: Output) -> str:
+        if output.text is None:
+            kinds = ", ".join(sorted(m.value for m in output.modalities())) or "nothing"
+            raise InvalidOutput(f"expected a transcript, got {kinds}")
+        return output.text.strip()
+
+    def score(self, generated: Sequence[Generated], *, work_dir: Path) -> ScoreReport:
+        scorer = WerScorer(normalizer=self.normalizer, modes=self.wer_modes)
+        rows = []
+        for g in generated:
+            if g.error is not None:
+                rows.append({"id": g.sample.id, "error": g.error, "stage": "generate"})
+                continue
+            rows.append({"id": g.sample.id, "error": None, **scorer.add(g.sample.targets[0], g.prediction)})
+        return ScoreReport(
+            metrics=tuple(scorer.compute()),
+            per_sample=tuple(rows),
+            settings={"normalizer": self.normalizer, "wer_modes": list(self.wer_modes)},
+        )

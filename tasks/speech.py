@@ -1,0 +1,127 @@
+"""Pieces shared by the speech tasks (ASR, TTS, speech-to-speech): the ASR judge call and the
+per-utterance WER rows.
+
+The judge is any adapter that reads audio and writes text; its transcription is batched
+(``judge_batch_size`` files per call, as one padded Whisper decode) where seed-tts-eval runs one
+file at a time. WER rows keep the raw and normalised texts and the alignment counts per
+utterance so a corpus number can be recomputed or re-aggregated from ``scores.jsonl`` alone.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+from mio_eval.adapter import ModelAdapter, check_capabilities
+from mio_eval.errors import ConfigError
+from mio_eval.metrics.base import MetricResult
+from mio_eval.metrics.normalizers import get_normalizer
+from mio_eval.metrics.wer import WER_MODES, WerCounts, WordErrorRate
+from mio_eval.types import Audio, Modality, Output, Request
+
+__all__ = ["Transcriber", "WerScorer", "check_wer_modes"]
+
+
+def check_wer_modes(modes: Sequence[str]) -> tuple[str, ...]:
+    for mode in modes:
+        if mode not in WER_MODES:
+            raise ConfigError(f"unknown WER mode {mode!r}; choose from {', '.join(WER_MODES)}")
+    if not modes:
+        raise ConfigError("wer_modes is empty; choose from " + ", ".join(WER_MODES))
+    return tuple(modes)
+
+
+class Transcriber:
+    """An ASR adapter used as a judge: loaded once, fed ``batch_size`` files per call."""
+
+    def __init__(self, judge: ModelAdapter, *, batch_size: int = 8, role: str = "judge") -> None:
+        check_capabilities(judge, needs_inputs=frozenset({Modality.AUDIO}), produces=Modality.TEXT)
+        if int(batch_size) < 1:
+            raise ConfigError(f"{role} batch size must be >= 1, got {batch_size}")
+        self.judge = judge
+        self.batch_size = int(batch_size)
+        self.role = role
+        self._loaded = False
+
+    def preflight(self) -> None:
+        """Fail before generation when a file-based judge's checkpoint is missing."""
+        path = getattr(self.judge, "path", None)
+        if path is not None and not Path(path).exists():
+            raise ConfigError(f"ASR {self.role} checkpoint not found: {path}")
+
+    def __call__(self, paths: Sequence[str], work_dir: Path) -> list[Output]:
+        if not paths:
+            return []
+        if not self._loaded:
+            self.judge.load()
+            self._loaded = True
+        outputs: list[Output] = []
+        for start in range(0, len(paths), self.batch_size):
+            chunk = paths[start : start + self.batch_size]
+            requests = [Request(sample_id=f"{self.role}-{start + i}", parts=(Audio(p),)) for i, p in enumerate(chunk)]
+            try:
+                answers = list(self.judge.generate(requests, media_dir=work_dir))
+                if len(answers) != len(chunk):
+                    raise RuntimeError(f"{len(answers)} transcripts for {len(chunk)} files")
+            except Exception as exc:  # noqa: BLE001 - retry one by one so one bad file costs one sample
+                answers = []
+                for request in requests:
+                    try:
+                        answers.extend(self.judge.generate([request], media_dir=work_dir))
+                    except Exception as single:  # noqa: BLE001
+                        answers.append(Output.failure(f"{type(single).__name__}: {single}"))
+                if len(requests) == 1:
+                    answers = [Output.failure(f"{type(exc).__name__}: {exc}")]
+            outputs.extend(answers)
+        return outputs
+
+    def provenance(self) -> dict[str, Any]:
+        info = dict(self.judge.provenance())
+        info.setdefault("role", self.role)
+        info["batch_size"] = self.batch_size
+        return info
+
+
+class WerScorer:
+    """WER in each requested aggregation over one split, plus a row per utterance."""
+
+    def __init__(self, *, normalizer: str, modes: Sequence[str], prefix: str = "wer",
+                 variant_suffix: str = "", hypothesis_key: str = "hypothesis") -> None:
+        self.normalizer = normalizer
+        self._norm = get_normalizer(normalizer)
+        self.modes = check_wer_modes(modes)
+        self.metrics = {
+            mode: WordErrorRate(mode=mode, normalizer=normalizer,
+                                name=f"{prefix}_{'corpus' if mode == 'corpus' else 'utt_mean'}")
+            for mode in self.modes
+        }
+        self.variant_suffix = variant_suffix
+        self.hypothesis_key = hypothesis_key
+
+    def add(self, reference: str, hypothesis: str) -> dict[str, Any]:
+        counts: WerCounts | None = None
+        for metric in self.metrics.values():
+            counts = metric.update([reference], [hypothesis])[0]
+        assert counts is not None
+        return {
+            "reference": reference,
+            self.hypothesis_key: hypothesis,
+            "reference_normalized": self._norm(reference),
+            f"{self.hypothesis_key}_normalized": self._norm(hypothesis),
+            "wer": counts.wer,
+            "substitutions": counts.substitutions,
+            "deletions": counts.deletions,
+            "insertions": counts.insertions,
+            "ref_words": counts.ref_words,
+        }
+
+    def compute(self) -> list[MetricResult]:
+        results = []
+        for metric in self.metrics.values():
+            result = metric.compute()
+            if self.variant_suffix:
+                from dataclasses import replace
+
+                result = replace(result, variant=f"{result.variant}+{self.variant_suffix}")
+            results.append(result)
+        return results
