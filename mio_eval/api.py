@@ -77,27 +77,75 @@ def build(cfg) -> tuple[Any, Any]:
 
 def execute(cfg) -> dict[str, Any] | None:
     """Run the evaluation a composed config describes; returns metrics.json (None for stage=generate)."""
-    from mio_eval.runner import RunnerSettings, evaluate
+    from mio_eval.runner import RunnerSettings
 
-    task_cfg = _container(cfg.task, "task") if cfg.get("task") is not None else None
-    model_cfg = _container(cfg.model, "model")
     runner_cfg = _container(cfg.runner, "runner")
-    paths_cfg = _container(cfg.paths, "paths")
     known = {f.name for f in fields(RunnerSettings)}
     unknown = sorted(set(runner_cfg) - known)
     if unknown:
         raise ConfigError(f"unknown runner option(s): {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
     settings = RunnerSettings(**runner_cfg)
+    if settings.repeats > 1:
+        return _execute_repeats(cfg, settings)
+    return _execute_once(cfg, settings)
+
+
+def _execute_once(cfg, settings, *, subdir: str | None = None) -> dict[str, Any] | None:
+    from mio_eval.runner import evaluate
+
+    task_cfg = _container(cfg.task, "task") if cfg.get("task") is not None else None
+    model_cfg = _container(cfg.model, "model")
+    runner_cfg = _container(cfg.runner, "runner")
+    paths_cfg = _container(cfg.paths, "paths")
     task, adapter = build(cfg)
     generation_cfg = {k: v for k, v in task_cfg.items() if k not in set(type(task).scoring_keys)}
     print_key = fingerprint({"task": generation_cfg, "model": model_cfg})
     run_dir = Path(paths_cfg["results_dir"]) / adapter.name / task.name
+    if subdir:
+        run_dir = run_dir / subdir
     run_info = {
         "task": task.name,
         "model": adapter.name,
         "config": {"task": task_cfg, "model": model_cfg, "runner": runner_cfg, "paths": paths_cfg},
     }
     return evaluate(task, adapter, run_dir=run_dir, settings=settings, fingerprint=print_key, run_info=run_info)
+
+
+def _execute_repeats(cfg, settings) -> dict[str, Any] | None:
+    """``runner.repeats=N``: N runs with generation seeds seed..seed+N-1, each in
+    ``<run dir>/seed_<s>/`` (resumable on its own), then mean ± 95% CI in ``<run dir>/metrics.json``."""
+    import time
+    from dataclasses import replace
+
+    from omegaconf import OmegaConf, open_dict
+
+    from mio_eval.atomic import atomic_write_json
+    from mio_eval.repeats import aggregate_repeats
+
+    task_cfg = _container(cfg.task, "task") if cfg.get("task") is not None else None
+    if task_cfg is None or not isinstance(task_cfg.get("generation"), dict) or "seed" not in task_cfg["generation"]:
+        name = task_cfg.get("name") if task_cfg else None
+        raise ConfigError(f"runner.repeats={settings.repeats} reruns sampled generation with new seeds, but task "
+                          f"{name!r} has no generation.seed (its decoding is deterministic)")
+    base_seed = int(task_cfg["generation"]["seed"])
+    t0 = time.perf_counter()
+    runs = []
+    for i in range(settings.repeats):
+        seed = base_seed + i
+        repeat_cfg = cfg.copy()
+        with open_dict(repeat_cfg):
+            OmegaConf.update(repeat_cfg, "task.generation.seed", seed, merge=False)
+            OmegaConf.update(repeat_cfg, "runner.repeats", 1, merge=False)
+        result = _execute_once(repeat_cfg, replace(settings, repeats=1), subdir=f"seed_{seed}")
+        runs.append((seed, result))
+    if settings.stage == "generate":
+        return None
+    metrics = aggregate_repeats([(seed, result) for seed, result in runs])
+    metrics["runner"] = {**metrics["runner"], "repeats": settings.repeats}
+    metrics["wall_time_s"] = round(time.perf_counter() - t0, 3)
+    run_dir = Path(_container(cfg.paths, "paths")["results_dir"]) / metrics["model"] / metrics["task"]
+    atomic_write_json(run_dir / "metrics.json", metrics)
+    return metrics
 
 
 def run(task: str, model: str, overrides: Sequence[str] = ()) -> dict[str, Any]:

@@ -63,12 +63,20 @@ def resample(samples: np.ndarray, source_rate: int, target_rate: int) -> np.ndar
     return resample_poly(samples, target_rate // g, source_rate // g).astype(np.float32)
 
 
+# Writers that stream a WAV to a pipe (espeak-ng --stdout, ffmpeg to stdout) cannot know its
+# length and put a placeholder data size near 2**31 or 2**32; such a header is not truncation.
+_STREAMING_WAV_SIZE = 0x7FFF0000
+
+
 def _truncation(info_text: str) -> str | None:
     """libsndfile notes ``data : N (should be M)`` when a WAV's data chunk is cut short."""
     for line in info_text.splitlines():
         if line.startswith("data") and "should be" in line:
             declared, actual = line.split(":", 1)[1].split("(should be")
-            return f"header declares {declared.strip()} bytes of audio, the file holds {actual.strip(' )')}"
+            declared, actual = declared.strip(), actual.strip(" )")
+            if declared.isdigit() and int(declared) >= _STREAMING_WAV_SIZE:
+                return None
+            return f"header declares {declared} bytes of audio, the file holds {actual}"
     return None
 
 

@@ -40,8 +40,12 @@ def judge_label(judge: Mapping[str, Any]) -> str:
     return name
 
 
-def _format(value: float | None, scale: float) -> str:
-    return "–" if value is None else f"{value * scale:.2f}"
+def _format(value: float | None, scale: float, extra: Mapping[str, Any] | None = None) -> str:
+    """A value at its reporting scale; ``± half-width`` of the 95% CI when repeats gave one."""
+    if value is None:
+        return "–"
+    half = (extra or {}).get("ci95_half_width")
+    return f"{value * scale:.2f}" + (f" ± {half * scale:.2f}" if half is not None else "")
 
 
 def _table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
@@ -70,7 +74,7 @@ def render_runs(runs: Sequence[Mapping[str, Any]]) -> str:
         row = [model]
         for task, name in columns:
             metric = by_cell.get((model, task), {}).get("metrics", {}).get(name)
-            row.append(_format(metric["value"], metric.get("scale", 1.0)) if metric else "")
+            row.append(_format(metric["value"], metric.get("scale", 1.0), metric.get("extra")) if metric else "")
         rows.append(row)
     details = []
     for run in sorted(runs, key=lambda r: (r["model"], r["task"])):

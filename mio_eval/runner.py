@@ -40,10 +40,11 @@ class RunnerSettings:
     resume: bool = True
     overwrite: bool = False
     progress: bool = True
+    repeats: int = 1
 
     def __post_init__(self) -> None:
         kinds = {"batch_size": int, "limit": (int, type(None)), "stage": str, "max_error_rate": (int, float),
-                 "resume": bool, "overwrite": bool, "progress": bool}
+                 "resume": bool, "overwrite": bool, "progress": bool, "repeats": int}
         for key, kind in kinds.items():
             value = getattr(self, key)
             if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
@@ -52,6 +53,8 @@ class RunnerSettings:
             raise ConfigError(f"runner.stage must be one of {', '.join(STAGES)}, got {self.stage!r}")
         if self.batch_size < 1:
             raise ConfigError(f"runner.batch_size must be >= 1, got {self.batch_size}")
+        if self.repeats < 1:
+            raise ConfigError(f"runner.repeats must be >= 1, got {self.repeats}")
         if self.limit is not None and self.limit < 1:
             raise ConfigError(f"runner.limit must be >= 1 or null, got {self.limit}")
         if not 0.0 <= self.max_error_rate <= 1.0:

@@ -20,21 +20,6 @@ from mio_eval.types import Audio, Request
 DEMO_FIRST_IDS = ["harvard01_001", "harvard01_002", "harvard01_003"]
 
 
-@pytest.fixture(scope="session")
-def tiny_whisper(tmp_path_factory):
-    """A random-initialised Whisper saved in openai-whisper's checkpoint format."""
-    import torch
-    from whisper.model import ModelDimensions, Whisper
-
-    torch.manual_seed(0)
-    dims = ModelDimensions(n_mels=80, n_audio_ctx=1500, n_audio_state=64, n_audio_head=2, n_audio_layer=2,
-                           n_vocab=51865, n_text_ctx=448, n_text_state=64, n_text_head=2, n_text_layer=2)
-    model = Whisper(dims)
-    path = tmp_path_factory.mktemp("whisper") / "tiny-random.pt"
-    torch.save({"dims": dims.__dict__, "model_state_dict": model.state_dict()}, path)
-    return path
-
-
 def _wav(path, seconds=1.0, rate=16000, freq=440.0):
     t = np.arange(int(seconds * rate)) / rate
     sf.write(path, 0.3 * np.sin(2 * np.pi * freq * t), rate)

@@ -48,11 +48,14 @@ class DummyAdapter:
         """Nothing to load."""
 
     def _tone(self, request: Request) -> np.ndarray:
-        # One short tone per word, pitch from a hash of the word: deterministic, audible.
+        # One short tone per word, pitch from a hash of the word: deterministic, audible. With
+        # sampling on (generation do_sample + seed) the pitches shift with the seed, as a sampled
+        # generation varies between seeds (what runner.repeats measures).
         words = request.text.split() or ["."]
         n = int(self.seconds_per_word * self.sample_rate)
         t = np.arange(n) / self.sample_rate
-        tones = [0.3 * np.sin(2 * np.pi * (200 + zlib.crc32(w.encode()) % 600) * t) for w in words]
+        shift = 37 * int(request.generation.get("seed") or 0) if request.generation.get("do_sample") else 0
+        tones = [0.3 * np.sin(2 * np.pi * (200 + (zlib.crc32(w.encode()) + shift) % 600) * t) for w in words]
         return np.concatenate(tones).astype(np.float32)
 
     def generate(self, requests: Sequence[Request], *, media_dir: Path) -> list[Output]:
