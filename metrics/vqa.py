@@ -1,0 +1,411 @@
+"""VQA accuracy (VQAv2, OK-VQA, VizWiz): four named reproductions of the reference scorers.
+
+Every variant scores a question the same way once the strings are normalised: for each of the
+``n`` annotator answers, drop it and count the other ``n - 1`` that equal the prediction,
+``acc_i = min(1, matches / 3)``; the question's accuracy is the mean of the ``n`` values (with
+10 answers this *is* the mean over the 10 choose 9 annotator subsets). The variants differ in
+which side is normalised, when, and how:
+
+========================  ==================================================================
+``lmms`` (default)        lmms-eval ``vqav2/utils.py``: strip ``\\n``/``\\t``/ends, then
+                          ``process_punctuation`` + ``process_digit_article`` on the
+                          prediction and every answer, always.
+``lmms_tokenized``        lmms-eval ``ok_vqa/utils.py`` and ``vizwiz_vqa/utils.py``: the
+                          processor's ``__call__`` on both sides, which first lower-cases,
+                          deletes ``,`` and ``?`` and splits ``'s`` (``cat's`` -> ``cat 's``).
+``vqa2016``               official ``vqaEval.py`` @458a8b2 (the copy in LAVIS and SEED-Bench):
+                          prediction always fully normalised; answers get punctuation only,
+                          and only when they are not all identical; answers are not stripped.
+``vqa2021``               official ``vqaEval.py`` @a013f00 (HEAD, "Fixed processing answers
+                          bug"): strip both sides; normalise *both* only when the answers are
+                          not all identical, otherwise compare raw strings (so ``"Yes"``
+                          against 10 x ``"yes"`` scores 0).
+========================  ==================================================================
+
+Two smaller differences are reproduced too. lmms-eval's processor detects ``digit,digit`` with
+``(?<=\\d)(\\,)+(?=\\d)`` where the official code uses ``(\\d)(\\,)(\\d)`` (they disagree on
+``1,,2``). And the official code averages with a left-to-right float ``sum / n`` while lmms-eval
+uses ``statistics.mean`` (exact, then rounded once), so the two can differ in the last bit.
+
+Answer lists of any length are scored as the references score them (``n`` leave-one-out
+terms; a single answer can never match). An empty list raises ``ValueError`` (the references
+divide by zero), except under ``lmms_tokenized``, whose reference returns 0.0.
+
+>>> vqa_accuracy("two", ["2"] * 2 + ["3"] * 8)
+0.6
+>>> vqa_accuracy("Yes", ["yes"] * 10, variant="vqa2021"), vqa_accuracy("Yes", ["yes"] * 10)
+(0.0, 1.0)
+"""
+
+from __future__ import annotations
+
+import re
+import statistics
+from typing import Callable, Iterable, Sequence
+
+from mio_eval.metrics.base import MetricResult
+
+__all__ = [
+    "VQA_VARIANTS",
+    "VQAAccuracy",
+    "process_digit_article",
+    "process_punctuation",
+    "vqa_accuracies",
+    "vqa_accuracy",
+    "vqa_normalize",
+]
+
+VQA_VARIANTS: dict[str, str] = {
+    "lmms": "lmms-eval @75571cf lmms_eval/tasks/vqav2/utils.py (EvalAIAnswerProcessor "
+    "process_punctuation + process_digit_article on answers and prediction, always)",
+    "lmms_tokenized": "lmms-eval @75571cf lmms_eval/tasks/ok_vqa/utils.py and vizwiz_vqa/utils.py "
+    "(EvalAIAnswerProcessor.__call__: word_tokenize, then punctuation + digit/article, both sides)",
+    "vqa2016": "GT-Vision-Lab/VQA @458a8b2 PythonEvaluationTools/vqaEvaluation/vqaEval.py "
+    "(= LAVIS / SEED-Bench copy: prediction always normalised; answers punctuation-only if not all identical)",
+    "vqa2021": "GT-Vision-Lab/VQA @a013f00 PythonEvaluationTools/vqaEvaluation/vqaEval.py "
+    "(both sides normalised only if the answers are not all identical, else raw comparison)",
+}
+
+# --- the normalisation tables, as in both references ------------------------------------------
+
+_PUNCT = (";", "/", "[", "]", '"', "{", "}", "(", ")", "=", "+", "\\", "_", "-", ">", "<", "@", "`", ",", "?", "!")
+_PUNCT_CHARS = frozenset(_PUNCT)
+_NUMBERS = {"none": "0", "zero": "0", "one": "1", "two": "2", "three": "3", "four": "4", "five": "5",
+            "six": "6", "seven": "7", "eight": "8", "nine": "9", "ten": "10"}
+_ARTICLES = frozenset({"a", "an", "the"})
+# 120 entries, identical in vqaEval.py and EvalAIAnswerProcessor. The capitalised keys (Im, Ive,
+# Id've, I'dve) can never match because words are lower-cased first; ``somebody'd -> somebodyd``
+# is the references' own oddity. Kept verbatim so the map is the reference's.
+_CONTRACTIONS = dict(pair.split(":") for pair in """
+aint:ain't arent:aren't cant:can't couldve:could've couldnt:couldn't couldn'tve:couldn't've
+couldnt've:couldn't've didnt:didn't doesnt:doesn't dont:don't hadnt:hadn't hadnt've:hadn't've
+hadn'tve:hadn't've hasnt:hasn't havent:haven't hed:he'd hed've:he'd've he'dve:he'd've hes:he's
+howd:how'd howll:how'll hows:how's Id've:I'd've I'dve:I'd've Im:I'm Ive:I've isnt:isn't itd:it'd
+itd've:it'd've it'dve:it'd've itll:it'll let's:let's maam:ma'am mightnt:mightn't
+mightnt've:mightn't've mightn'tve:mightn't've mightve:might've mustnt:mustn't mustve:must've
+neednt:needn't notve:not've oclock:o'clock oughtnt:oughtn't ow's'at:'ow's'at 'ows'at:'ow's'at
+'ow'sat:'ow's'at shant:shan't shed've:she'd've she'dve:she'd've she's:she's shouldve:should've
+shouldnt:shouldn't shouldnt've:shouldn't've shouldn'tve:shouldn't've somebody'd:somebodyd
+somebodyd've:somebody'd've somebody'dve:somebody'd've somebodyll:somebody'll somebodys:somebody's
+someoned:someone'd someoned've:someone'd've someone'dve:someone'd've someonell:someone'll
+someones:someone's somethingd:something'd somethingd've:something'd've something'dve:something'd've
+somethingll:something'll thats:that's thered:there'd thered've:there'd've there'dve:there'd've
+therere:there're theres:there's theyd:they'd theyd've:they'd've they'dve:they'd've theyll:they'll
+theyre:they're theyve:they've twas:'twas wasnt:wasn't wed've:we'd've we'dve:we'd've weve:we've
+werent:weren't whatll:what'll whatre:what're whats:what's whatve:what've whens:when's
+whered:where'd wheres:where's whereve:where've whod:who'd whod've:who'd've who'dve:who'd've
+wholl:who'll whos:who's whove:who've whyll:why'll whyre:why're whys:why's wont:won't
+wouldve:would've wouldnt:wouldn't wouldnt've:wouldn't've wouldn'tve:wouldn't've yall:y'all
+yall'll:y'all'll y'allll:y'all'll yall'd've:y'all'd've y'alld've:y'all'd've y'all'dve:y'all'd've
+youd:you'd youd've:you'd've you'dve:you'd've youll:you'll youre:you're youve:you've
+""".split())
+# One lookup for the whole word step: number words first, then contractions (the references map
+# numbers, drop articles, then map contractions; no number word is a contraction key or value).
+_WORD_MAP = {**_CONTRACTIONS, **_NUMBERS}
+
+# The references' period regex: the "lookbehind" ``(?!<=\d)`` is a malformed negative lookahead
+# that always holds, so this removes every period not followed by a digit.
+_PERIOD = re.compile(r"(?!<=\d)(\.)(?!\d)")
+# Both references pass ``re.UNICODE`` (== 32) positionally as ``count``: at most 32 periods go.
+_PERIOD_COUNT = int(re.UNICODE)
+_COMMA = {
+    "official": re.compile(r"(\d)(\,)(\d)"),
+    "lmms": re.compile(r"(?<=\d)(\,)+(?=\d)"),
+}
+
+
+def process_punctuation(text: str, *, comma_rule: str = "official") -> str:
+    """The references' ``processPunctuation``.
+
+    Each of ``; / [ ] " { } ( ) = + \\ _ - > < @ ` , ? !`` is deleted when it is followed or
+    preceded by a space somewhere in the *original* text, or when the text has a digit-comma-digit
+    run (then all of them are deleted); otherwise it becomes a space. Then every period not followed
+    by a digit is deleted (at most 32). ``comma_rule`` picks the official or lmms-eval comma regex.
+
+    >>> process_punctuation("red,white"), process_punctuation("100,978"), process_punctuation("U.S.A.")
+    ('red white', '100978', 'USA')
+    """
+    out = text
+    if not _PUNCT_CHARS.isdisjoint(text):
+        comma = _COMMA[comma_rule].search(text) is not None
+        for p in _PUNCT:
+            if p in out:
+                delete = comma or (p + " " in text) or (" " + p in text)
+                out = out.replace(p, "" if delete else " ")
+    if "." in out:
+        out = _PERIOD.sub("", out, _PERIOD_COUNT)
+    return out
+
+
+def process_digit_article(text: str) -> str:
+    """The references' ``processDigitArticle``: lower-case, split on whitespace, number words
+    ``none zero one ... ten`` -> digits (``none`` -> ``0``), drop ``a an the``, expand the
+    contraction map (``dont`` -> ``don't``), join with single spaces.
+
+    >>> process_digit_article("The Two dogs dont")
+    "2 dogs don't"
+    """
+    get = _WORD_MAP.get
+    return " ".join([get(w, w) for w in text.lower().split() if w not in _ARTICLES])
+
+
+def _clean(text: str) -> str:
+    return text.replace("\n", " ").replace("\t", " ").strip()
+
+
+def _norm_official(text: str) -> str:
+    return process_digit_article(process_punctuation(text))
+
+
+def _norm_lmms(text: str) -> str:
+    return process_digit_article(process_punctuation(_clean(text), comma_rule="lmms"))
+
+
+def _norm_lmms_tokenized(text: str) -> str:
+    # EvalAIAnswerProcessor.word_tokenize, then __call__'s own cleaning.
+    text = text.lower().replace(",", "").replace("?", "").replace("'s", " 's").strip()
+    return process_digit_article(process_punctuation(_clean(text), comma_rule="lmms"))
+
+
+def vqa_normalize(text: str, *, variant: str = "lmms") -> str:
+    """The full normalisation a variant applies when it normalises (for the official variants
+    that is the prediction side; ``vqa2016`` answers only get :func:`process_punctuation`).
+
+    >>> vqa_normalize("The cat's toy"), vqa_normalize("The cat's toy", variant="lmms_tokenized")
+    ("cat's toy", "cat 's toy")
+    """
+    _check_variant(variant)
+    if variant == "lmms":
+        return _norm_lmms(text)
+    if variant == "lmms_tokenized":
+        return _norm_lmms_tokenized(text)
+    return _norm_official(_clean(text))
+
+
+def _check_variant(variant: str) -> None:
+    if variant not in VQA_VARIANTS:
+        raise ValueError(f"unknown VQA variant {variant!r}; choose one of {tuple(VQA_VARIANTS)}")
+
+
+# --- leave-one-out mean -------------------------------------------------------------------------
+
+
+def _terms(n: int, positions: Iterable[int]) -> list[float]:
+    hits = set(positions)
+    m = len(hits)
+    return [min(1, (m - 1 if i in hits else m) / 3) for i in range(n)]
+
+
+def _mean_sequential(values: list[float]) -> float:
+    # vqaEval.py: float(sum(gtAcc)) / len(gtAcc), summed left to right.
+    return float(sum(values)) / len(values)
+
+
+def _mean_exact(values: list[float]) -> float:
+    # lmms-eval: statistics.mean (exact rational sum, one rounding).
+    return float(statistics.mean(values))
+
+
+class _LeaveOneOut:
+    """Question accuracy from the answer count ``n`` and the positions that match.
+
+    Only the match count matters, except for the official left-to-right float sum with 2 or 3
+    matches, where the order of the 1/3 and 2/3 terms can move the last bit: those cases are keyed
+    by the positions themselves. Every value is computed once by the reference formula, then cached.
+    """
+
+    def __init__(self, exact: bool) -> None:
+        self._mean = _mean_exact if exact else _mean_sequential
+        self._exact = exact
+        self._by_count: dict[tuple[int, int], float] = {}
+        self._by_positions: dict[tuple[int, tuple[int, ...]], float] = {}
+
+    def __call__(self, pred: str, gts: Sequence[str]) -> float:
+        n = len(gts)
+        m = gts.count(pred)
+        if m == 0:
+            return 0.0
+        if self._exact or m == 1 or m >= 4:
+            # m == 1: the one zero term adds nothing, whatever its place.
+            key = (n, m)
+            value = self._by_count.get(key)
+            if value is None:
+                value = self._by_count[key] = self._mean(_terms(n, range(m)))
+            return value
+        positions = tuple(i for i, g in enumerate(gts) if g == pred)
+        pkey = (n, positions)
+        value = self._by_positions.get(pkey)
+        if value is None:
+            value = self._by_positions[pkey] = self._mean(_terms(n, positions))
+        return value
+
+
+_LOO = {"exact": _LeaveOneOut(exact=True), "sequential": _LeaveOneOut(exact=False)}
+
+
+class _Memo(dict):
+    """``str -> normalised str`` with the normaliser called once per distinct string."""
+
+    def __init__(self, fn: Callable[[str], str]) -> None:
+        super().__init__()
+        self.fn = fn
+
+    def __missing__(self, key: str) -> str:
+        value = self[key] = self.fn(key)
+        return value
+
+
+def _make_scorer(variant: str) -> Callable[[str, Sequence[str]], float]:
+    """A per-question scorer with its own normalisation caches (one per batch call)."""
+    _check_variant(variant)
+    if variant in ("lmms", "lmms_tokenized"):
+        memo = _Memo(_norm_lmms if variant == "lmms" else _norm_lmms_tokenized)
+        loo = _LOO["exact"]
+        empty_ok = variant == "lmms_tokenized"
+
+        def score(prediction: str, answers: Sequence[str]) -> float:
+            if not answers:
+                if empty_ok:
+                    return 0.0  # ok_vqa/vizwiz utils.py: "if gtAcc: ... else: accuracy = 0"
+                raise ValueError("VQA accuracy of a question with no answers is undefined")
+            return loo(memo[prediction], list(map(memo.__getitem__, answers)))
+
+        return score
+
+    loo = _LOO["sequential"]
+    full = _Memo(lambda s: _norm_official(_clean(s)))
+    if variant == "vqa2016":
+        punct = _Memo(process_punctuation)
+
+        def score(prediction: str, answers: Sequence[str]) -> float:
+            if not answers:
+                raise ValueError("VQA accuracy of a question with no answers is undefined")
+            # Answers are neither stripped nor digit/article-processed in this version.
+            gts = list(map(punct.__getitem__, answers)) if len(set(answers)) > 1 else list(answers)
+            return loo(full[prediction], gts)
+
+        return score
+
+    clean = _Memo(_clean)
+    full_clean = _Memo(_norm_official)  # input already cleaned
+
+    def score(prediction: str, answers: Sequence[str]) -> float:
+        if not answers:
+            raise ValueError("VQA accuracy of a question with no answers is undefined")
+        gts = list(map(clean.__getitem__, answers))
+        if len(set(gts)) > 1:
+            return loo(full[prediction], list(map(full_clean.__getitem__, gts)))
+        return loo(clean[prediction], gts)
+
+    return score
+
+
+def _check_pair(prediction: str, answers: Sequence[str]) -> None:
+    if not isinstance(prediction, str):
+        raise TypeError(f"prediction must be a string, got {type(prediction).__name__}")
+    if isinstance(answers, str):
+        raise TypeError("answers must be a sequence of strings, not one string")
+
+
+def vqa_accuracy(prediction: str, answers: Sequence[str], *, variant: str = "lmms") -> float:
+    """Accuracy of one prediction against its annotators' answers, in [0, 1].
+
+    >>> vqa_accuracy("2", ["2"] + ["3"] * 9)
+    0.3
+    >>> vqa_accuracy("hot-dog", ["hot dog"] * 5 + ["sandwich"] * 5, variant="vqa2021")
+    1.0
+    """
+    _check_pair(prediction, answers)
+    return _make_scorer(variant)(prediction, answers)
+
+
+def vqa_accuracies(
+    predictions: Sequence[str], answers_lists: Sequence[Sequence[str]], *, variant: str = "lmms"
+) -> list[float]:
+    """:func:`vqa_accuracy` of every pair, normalising each distinct string once.
+
+    Same values as calling :func:`vqa_accuracy` per question, bit for bit.
+    """
+    if len(predictions) != len(answers_lists):
+        raise ValueError(f"{len(predictions)} predictions but {len(answers_lists)} answer lists")
+    score = _make_scorer(variant)
+    out = []
+    for prediction, answers in zip(predictions, answers_lists):
+        _check_pair(prediction, answers)
+        out.append(score(prediction, answers))
+    return out
+
+
+# --- stateful shell ---------------------------------------------------------------------------
+
+
+class VQAAccuracy:
+    """VQA accuracy over a split: ``update`` per batch, ``compute`` once.
+
+    ``compute`` returns the overall mean (``vqa_accuracy``) and, when types were given, one result
+    per answer type (``vqa_accuracy/<answer_type>``, e.g. ``vqa_accuracy/yes/no``) and per question
+    type (``vqa_accuracy/question_type/<question_type>``); each breakdown result carries
+    ``extra={"group": "answer_type" | "question_type", "key": <type>}``. Values are fractions;
+    ``scale`` 100 is how papers print them (the official script also rounds to 2 decimals).
+    """
+
+    higher_is_better = True
+
+    def __init__(self, *, variant: str = "lmms", name: str = "vqa_accuracy") -> None:
+        _check_variant(variant)
+        self.variant = variant
+        self.name = name
+        self.provenance = VQA_VARIANTS[variant]
+        self.reset()
+
+    def reset(self) -> None:
+        self.scores: list[float] = []
+        self._types: dict[str, list[str]] = {}
+        self._updated = False
+
+    def update(
+        self,
+        predictions: Sequence[str],
+        answers_lists: Sequence[Sequence[str]],
+        answer_types: Sequence[str] | None = None,
+        question_types: Sequence[str] | None = None,
+    ) -> list[float]:
+        """Score a batch; returns its per-question accuracies."""
+        given = {"answer_type": answer_types, "question_type": question_types}
+        for group, types in given.items():
+            if types is not None and len(types) != len(predictions):
+                raise ValueError(f"{len(types)} {group}s for {len(predictions)} predictions")
+            if self._updated and (types is None) != (group not in self._types):
+                raise ValueError(f"{group}s must be given with every update or with none")
+        scores = vqa_accuracies(predictions, answers_lists, variant=self.variant)
+        for group, types in given.items():
+            if types is not None:
+                self._types.setdefault(group, []).extend(types)
+        self._updated = True
+        self.scores.extend(scores)
+        return scores
+
+    def _result(self, name: str, scores: list[float], extra: dict | None = None) -> MetricResult:
+        return MetricResult(
+            name=name,
+            value=sum(scores) / len(scores) if scores else None,
+            higher_is_better=True,
+            variant=self.variant,
+            provenance=self.provenance,
+            scale=100.0,
+            n=len(scores),
+            extra=extra or {},
+        )
+
+    def compute(self) -> list[MetricResult]:
+        results = [self._result(self.name, self.scores)]
+        for group, prefix in (("answer_type", self.name), ("question_type", f"{self.name}/question_type")):
+            types = self._types.get(group)
+            if types is None:
+                continue
+            by_type: dict[str, list[float]] = {}
+            for key, score in zip(types, self.scores):
+                by_type.setdefault(key, []).append(score)
+            for key in sorted(by_type):
+                results.append(self._result(f"{prefix}/{key}", by_type[key], {"group": group, "key": key}))
+        return results
