@@ -13,7 +13,7 @@ from typing import Sequence
 
 __all__ = ["main"]
 
-SUBCOMMANDS = {"report": "mio_eval.report"}
+SUBCOMMANDS = {"report": "mio_eval.report", "gate": "mio_eval.gate"}
 
 _state = {"entered": False, "exit": 0}
 

@@ -44,8 +44,10 @@ def _format(value: float | None, scale: float, extra: Mapping[str, Any] | None =
     """A value at its reporting scale; ``± half-width`` of the 95% CI when repeats gave one."""
     if value is None:
         return "–"
-    half = (extra or {}).get("ci95_half_width")
-    return f"{value * scale:.2f}" + (f" ± {half * scale:.2f}" if half is not None else "")
+    extra = extra or {}
+    digits = int(extra.get("decimals", 2))  # e.g. speaker similarity: 3, as seed-tts-eval prints it
+    half = extra.get("ci95_half_width")
+    return f"{value * scale:.{digits}f}" + (f" ± {half * scale:.{digits}f}" if half is not None else "")
 
 
 def _table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:

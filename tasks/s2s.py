@@ -106,6 +106,7 @@ class SpeechToSpeechTask:
             provenance="reference answer contained (whole words) in the judge's transcript after normalisation",
             scale=100.0,
             n=len(correct),
+            extra={"per_sample": {"mean": "correct"}},
         )
         return ScoreReport(
             metrics=(accuracy, *scorer.compute()),

@@ -109,19 +109,23 @@ class WerScorer:
             "reference_normalized": self._norm(reference),
             f"{self.hypothesis_key}_normalized": self._norm(hypothesis),
             "wer": counts.wer,
+            "edits": counts.errors,
             "substitutions": counts.substitutions,
             "deletions": counts.deletions,
             "insertions": counts.insertions,
             "ref_words": counts.ref_words,
         }
 
-    def compute(self) -> list[MetricResult]:
-        results = []
-        for metric in self.metrics.values():
-            result = metric.compute()
-            if self.variant_suffix:
-                from dataclasses import replace
+    def compute(self, *, row_prefix: str = "") -> list[MetricResult]:
+        """The metrics, each saying how to rebuild it from ``scores.jsonl`` rows (for the gate's
+        paired bootstrap): corpus = ratio of summed ``edits`` to ``ref_words``; mean = of ``wer``."""
+        from dataclasses import replace
 
-                result = replace(result, variant=f"{result.variant}+{self.variant_suffix}")
-            results.append(result)
+        results = []
+        for mode, metric in self.metrics.items():
+            result = metric.compute()
+            spec = ({"ratio": [f"{row_prefix}edits", f"{row_prefix}ref_words"]} if mode == "corpus"
+                    else {"mean": f"{row_prefix}wer"})
+            variant = f"{result.variant}+{self.variant_suffix}" if self.variant_suffix else result.variant
+            results.append(replace(result, variant=variant, extra={**dict(result.extra), "per_sample": spec}))
         return results

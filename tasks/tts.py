@@ -157,11 +157,15 @@ class TTSTask:
                     continue
                 added = trip.add(g.sample.targets[0], heard.text)
                 rows[g.sample.id].update(roundtrip_transcript=added["roundtrip_transcript"],
-                                         roundtrip_wer=added["wer"])
-            metrics += trip.compute()
+                                         roundtrip_wer=added["wer"], roundtrip_edits=added["edits"],
+                                         roundtrip_ref_words=added["ref_words"])
+            metrics += trip.compute(row_prefix="roundtrip_")
             judges.append(self._round_trip.provenance())
         if self.speaker_encoder is not None:
-            metrics.append(self._speaker_similarity(ok, rows))
+            from dataclasses import replace
+
+            sim = self._speaker_similarity(ok, rows)
+            metrics.append(replace(sim, extra={**dict(sim.extra), "per_sample": {"mean": "speaker_sim"}}))
             judges.append(dict(self.speaker_encoder.provenance()))
         return ScoreReport(
             metrics=tuple(metrics),
