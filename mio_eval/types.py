@@ -129,6 +129,10 @@ class Request:
     ``loglikelihood``): instead of generating, the adapter scores each continuation string given
     the prompt and answers with ``Output.logprobs`` / ``Output.greedy``, one per continuation.
     Only adapters with ``supports_loglikelihood = True`` accept such requests.
+
+    ``kind`` names the task family (``asr``, ``tts``, ``s2s``, ``caption``, ``vqa``, ``mcq``,
+    ``text``, ``t2i``, ``video_qa``, ``video_gen``, ``interleaved``) for adapters that have
+    native per-task prompt templates (MIO); other adapters ignore it.
     """
 
     sample_id: str
@@ -136,6 +140,7 @@ class Request:
     output_modality: Modality = Modality.TEXT
     generation: Mapping[str, Any] = field(default_factory=dict)
     continuations: tuple[str, ...] = ()
+    kind: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "parts", tuple(self.parts))

@@ -51,7 +51,8 @@ class ASRTask:
     def request(self, sample: Sample) -> Request:
         audio = tuple(p for p in sample.parts if isinstance(p, Audio))
         parts = audio + ((Text(self.prompt),) if self.prompt else ())
-        return Request(sample_id=sample.id, parts=parts, output_modality=Modality.TEXT, generation=self.generation)
+        return Request(sample_id=sample.id, parts=parts, output_modality=Modality.TEXT, generation=self.generation,
+                       kind="asr")
 
     def prediction(self, sample: Sample, output: Output) -> str:
         if output.text is None:

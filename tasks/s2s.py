@@ -70,7 +70,8 @@ class SpeechToSpeechTask:
     def request(self, sample: Sample) -> Request:
         audio = tuple(p for p in sample.parts if isinstance(p, Audio))
         parts = audio + ((Text(self.prompt),) if self.prompt else ())
-        return Request(sample_id=sample.id, parts=parts, output_modality=Modality.AUDIO, generation=self.generation)
+        return Request(sample_id=sample.id, parts=parts, output_modality=Modality.AUDIO, generation=self.generation,
+                       kind="s2s")
 
     def prediction(self, sample: Sample, output: Output) -> str:
         audio = [p for p in output.media if isinstance(p, Audio)]

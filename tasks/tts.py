@@ -98,6 +98,7 @@ class TTSTask:
             parts=(Text(self.prompt.format(text=sample.targets[0])),),
             output_modality=Modality.AUDIO,
             generation=self.generation,
+            kind="tts",
         )
 
     def prediction(self, sample: Sample, output: Output) -> str:
