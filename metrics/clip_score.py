@@ -1,0 +1,401 @@
+"""CLIP-I and CLIP-T: cosine similarity of CLIP embeddings, reported x100.
+
+* **CLIP-I** (:func:`clip_image_similarity`): cosine between the image embeddings of a generated
+  and a reference image, x100, **unclamped** (GILL ``evals/compute_clip_similarity_vist.py``;
+  MME-Unify ``evaluate/Evaluate_Generation.py``). Identical images score 100.
+* **CLIP-T** (:func:`clip_text_similarity`): cosine between an image and a text embedding.
+  ``variant="mme_unify"`` is ``100 * cos``, unclamped: MME-Unify reads ``logits_per_image[0][0]``,
+  which is ``logit_scale.exp() * cos`` and ``logit_scale.exp()`` is 100 in the released OpenAI
+  checkpoints (the training clamp); we use the constant 100 so a checkpoint with another scale
+  does not change the definition (its scale is recorded in the encoder's provenance).
+  ``variant="torchmetrics"`` is ``max(100 * cos, 0)`` (torchmetrics ``CLIPScore``).
+
+Image preprocessing (:func:`preprocess_image`) is PIL + numpy, no torchvision: the shortest side
+is resized to ``size`` with PIL bicubic (long side ``int(size * long / short)``, as torchvision's
+``Resize(int)``), a centre crop of ``crop_size``, conversion to RGB, ``/255`` and CLIP's mean/std.
+The crop offset rounds as torchvision (``round((h - crop) / 2)``, open_clip / OpenAI CLIP) or as
+transformers' ``CLIPImageProcessor`` (``(h - crop) // 2``); they differ when ``h - crop`` is 3
+mod 4, so each backend uses its own library's rule and matches it exactly.
+
+Two encoder backends, both constructed cheaply (weights load on first use):
+:class:`OpenClipEncoder` (``open_clip.create_model_and_transforms(arch, pretrained=<local
+file>)``; an extra model-config JSON can be registered for custom architectures) and
+:class:`HFClipEncoder` (transformers ``CLIPModel`` + tokenizer + ``preprocessor_config.json``
+from a local directory).
+
+>>> import numpy as np
+>>> cosine_rows(np.array([[1.0, 0.0]]), np.array([[0.6, 0.8]])).round(6).tolist()
+[0.6]
+>>> [round(s, 6) for s in clip_t_from_cosines([0.31, -0.05])], clip_t_from_cosines([-0.05], variant="torchmetrics")
+([31.0, -5.0], [0.0])
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping, Protocol, Sequence, runtime_checkable
+
+import numpy as np
+
+from mio_eval.errors import ConfigError
+from mio_eval.metrics.base import MetricResult
+
+__all__ = [
+    "CLIP_MEAN",
+    "CLIP_STD",
+    "CLIP_T_VARIANTS",
+    "ClipEncoder",
+    "OpenClipEncoder",
+    "HFClipEncoder",
+    "CLIPImageSimilarity",
+    "CLIPTextSimilarity",
+    "preprocess_image",
+    "cosine_rows",
+    "clip_t_from_cosines",
+    "clip_image_similarity",
+    "clip_text_similarity",
+]
+
+# OpenAI CLIP's normalisation (open_clip OPENAI_DATASET_MEAN/STD; HF clip-vit-* preprocessor_config).
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+CLIP_T_VARIANTS = ("mme_unify", "torchmetrics")
+
+
+# --- preprocessing --------------------------------------------------------------------------------
+
+
+def preprocess_image(
+    image,
+    *,
+    size: int = 224,
+    crop_size: int | None = None,
+    mean: Sequence[float] = CLIP_MEAN,
+    std: Sequence[float] = CLIP_STD,
+    interpolation: str = "bicubic",
+    crop_rounding: str = "torchvision",
+) -> np.ndarray:
+    """A PIL image -> float32 array (3, crop, crop), as CLIP's own eval transform makes it.
+
+    ``crop_rounding="torchvision"`` equals open_clip's ``preprocess`` (``Resize(size, bicubic)``,
+    ``CenterCrop``, RGB, ``ToTensor``, ``Normalize``); ``"hf"`` equals ``CLIPImageProcessor``.
+    """
+    from PIL import Image
+
+    if crop_rounding not in ("torchvision", "hf"):
+        raise ValueError(f"crop_rounding must be 'torchvision' or 'hf', got {crop_rounding!r}")
+    resample = {"bicubic": Image.BICUBIC, "bilinear": Image.BILINEAR}[interpolation]
+    crop = int(crop_size or size)
+    w, h = image.size
+    short, long = (w, h) if w <= h else (h, w)
+    new_short, new_long = int(size), int(size * long / short)
+    new_w, new_h = (new_short, new_long) if w <= h else (new_long, new_short)
+    if (new_w, new_h) != (w, h):
+        image = image.resize((new_w, new_h), resample)
+    if crop > min(new_w, new_h):
+        raise ValueError(f"crop {crop} larger than the resized image {new_w}x{new_h}")
+    if crop_rounding == "torchvision":
+        top, left = int(round((new_h - crop) / 2.0)), int(round((new_w - crop) / 2.0))
+    else:
+        top, left = (new_h - crop) // 2, (new_w - crop) // 2
+    image = image.crop((left, top, left + crop, top + crop))
+    if image.mode != "RGB":  # open_clip converts after cropping (MaybeConvertMode)
+        image = image.convert("RGB")
+    array = np.asarray(image, dtype=np.float32) / np.float32(255.0)
+    array = (array - np.asarray(mean, dtype=np.float32)) / np.asarray(std, dtype=np.float32)
+    return np.ascontiguousarray(array.transpose(2, 0, 1))
+
+
+# --- functional core ------------------------------------------------------------------------------
+
+
+def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise cosine similarity of two (n, d) arrays (float64)."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape or a.ndim != 2:
+        raise ValueError(f"need two (n, d) arrays of one shape, got {a.shape} and {b.shape}")
+    norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
+    if np.any(norms == 0):
+        raise ValueError("cosine of a zero embedding is undefined")
+    return np.einsum("ij,ij->i", a, b) / norms
+
+
+def clip_t_from_cosines(cosines: Sequence[float], *, variant: str = "mme_unify") -> list[float]:
+    """Map text-image cosines to CLIP-T: ``100*cos`` (``mme_unify``) or ``max(100*cos, 0)``."""
+    if variant not in CLIP_T_VARIANTS:
+        raise ValueError(f"CLIP-T variant must be one of {CLIP_T_VARIANTS}, got {variant!r}")
+    scores = [100.0 * float(c) for c in cosines]
+    return [max(s, 0.0) for s in scores] if variant == "torchmetrics" else scores
+
+
+def _open(image):
+    from PIL import Image
+
+    if isinstance(image, Image.Image):
+        return image
+    with Image.open(image) as opened:
+        opened.load()
+        return opened.copy()
+
+
+def clip_image_similarity(generated: Sequence[Any], reference: Sequence[Any], encoder: "ClipEncoder") -> list[float]:
+    """CLIP-I per pair: ``100 * cos(E(generated_i), E(reference_i))``, unclamped.
+
+    Images are PIL images or paths; the two sides are encoded in separate passes (as GILL)."""
+    if len(generated) != len(reference):
+        raise ValueError(f"{len(generated)} generated but {len(reference)} reference images")
+    if not generated:
+        return []
+    gen = encoder.encode_images([_open(x) for x in generated])
+    ref = encoder.encode_images([_open(x) for x in reference])
+    return [100.0 * float(c) for c in cosine_rows(gen, ref)]
+
+
+def clip_text_similarity(images: Sequence[Any], texts: Sequence[str], encoder: "ClipEncoder", *,
+                         variant: str = "mme_unify") -> list[float]:
+    """CLIP-T per (image, text) pair; texts are truncated to the encoder's context (77 tokens)."""
+    if len(images) != len(texts):
+        raise ValueError(f"{len(images)} images but {len(texts)} texts")
+    if variant not in CLIP_T_VARIANTS:
+        raise ValueError(f"CLIP-T variant must be one of {CLIP_T_VARIANTS}, got {variant!r}")
+    if not images:
+        return []
+    img = encoder.encode_images([_open(x) for x in images])
+    txt = encoder.encode_texts(list(texts))
+    return clip_t_from_cosines(cosine_rows(img, txt), variant=variant)
+
+
+# --- encoders -------------------------------------------------------------------------------------
+
+
+@runtime_checkable
+class ClipEncoder(Protocol):
+    """Embeds images and texts into CLIP's joint space (unnormalised rows of an (n, d) array)."""
+
+    model_id: str
+
+    def encode_images(self, images: Sequence[Any]) -> np.ndarray: ...
+
+    def encode_texts(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    def provenance(self) -> Mapping[str, Any]: ...
+
+
+def _missing(package: str, extra: str) -> ConfigError:
+    return ConfigError(f"{package} is not installed: pip install 'mio-eval[{extra}]' (or pip install {package})")
+
+
+def _batches(items: Sequence[Any], size: int):
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+class OpenClipEncoder:
+    """open_clip model from a local ``pretrained`` file (``open_clip.create_model_and_transforms``).
+
+    ``model_config`` (optional): a JSON model config (or a folder of them) registered with
+    ``open_clip.add_model_config`` first, for architectures open_clip does not ship; the file
+    name (without ``.json``) is the ``arch``.
+    """
+
+    def __init__(self, *, arch: str = "ViT-L-14", pretrained: str, model_config: str | None = None,
+                 device: str = "cpu", batch_size: int = 32) -> None:
+        self.arch = arch
+        self.pretrained = str(pretrained)
+        self.model_config = model_config
+        self.device = device
+        self.batch_size = int(batch_size)
+        self.model_id = f"open_clip:{arch}"
+        self._model = None
+
+    def load(self) -> None:
+        if self._model is not None:
+            return
+        if not Path(self.pretrained).is_file():
+            raise ConfigError(f"CLIP checkpoint not found: {self.pretrained} (open_clip needs a local file here)")
+        try:
+            import open_clip
+        except ImportError:
+            raise _missing("open_clip_torch", "clip") from None
+        if self.model_config:
+            open_clip.add_model_config(self.model_config)
+        model, _, preprocess = open_clip.create_model_and_transforms(self.arch, pretrained=self.pretrained,
+                                                                     device=self.device)
+        model.eval()
+        cfg = dict(getattr(model.visual, "preprocess_cfg", {}) or {})
+        size = cfg.get("size", 224)
+        size = size[0] if isinstance(size, (list, tuple)) else size
+        if cfg.get("resize_mode", "shortest") != "shortest":
+            raise ConfigError(f"open_clip model {self.arch}: resize_mode {cfg.get('resize_mode')!r} is not supported")
+        self._prep = dict(size=int(size), mean=tuple(cfg.get("mean", CLIP_MEAN)), std=tuple(cfg.get("std", CLIP_STD)),
+                          interpolation=cfg.get("interpolation", "bicubic"), crop_rounding="torchvision")
+        self.transform = preprocess  # kept for tests comparing against it
+        self._tokenizer = open_clip.get_tokenizer(self.arch)
+        self._model = model
+        self._logit_scale = float(model.logit_scale.exp().item())
+
+    def encode_images(self, images: Sequence[Any]) -> np.ndarray:
+        import torch
+
+        self.load()
+        rows = []
+        for chunk in _batches(list(images), self.batch_size):
+            pixels = torch.from_numpy(np.stack([preprocess_image(_open(x), **self._prep) for x in chunk]))
+            with torch.no_grad():
+                rows.append(self._model.encode_image(pixels.to(self.device)).float().cpu().numpy())
+        return np.concatenate(rows)
+
+    def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
+        import torch
+
+        self.load()
+        rows = []
+        for chunk in _batches(list(texts), self.batch_size):
+            with torch.no_grad():  # the tokenizer truncates to the context length (77)
+                rows.append(self._model.encode_text(self._tokenizer(list(chunk)).to(self.device)).float().cpu().numpy())
+        return np.concatenate(rows)
+
+    def provenance(self) -> Mapping[str, Any]:
+        info = {"backend": "open_clip", "model_id": self.model_id, "arch": self.arch, "pretrained": self.pretrained}
+        if self._model is not None:
+            import open_clip
+
+            info.update(open_clip=open_clip.__version__, logit_scale=self._logit_scale, preprocess=dict(self._prep))
+        return info
+
+
+class HFClipEncoder:
+    """transformers ``CLIPModel`` + its tokenizer and ``preprocessor_config.json`` from ``path``."""
+
+    def __init__(self, *, path: str, device: str = "cpu", batch_size: int = 32, max_length: int = 77) -> None:
+        self.path = str(path)
+        self.device = device
+        self.batch_size = int(batch_size)
+        self.max_length = int(max_length)
+        self.model_id = f"hf:{Path(self.path).name}"
+        self._model = None
+
+    def load(self) -> None:
+        if self._model is not None:
+            return
+        if not Path(self.path).is_dir():
+            raise ConfigError(f"CLIP model directory not found: {self.path} (a local transformers CLIPModel folder)")
+        from transformers import AutoTokenizer, CLIPImageProcessor, CLIPModel
+
+        model = CLIPModel.from_pretrained(self.path).to(self.device).eval()
+        processor = CLIPImageProcessor.from_pretrained(self.path)
+        size = processor.size.get("shortest_edge") if isinstance(processor.size, Mapping) else processor.size
+        crop = processor.crop_size
+        crop = crop.get("height") if isinstance(crop, Mapping) else crop
+        resample = {3: "bicubic", 2: "bilinear"}.get(int(processor.resample), None)
+        if size is None or resample is None or not processor.do_center_crop:
+            raise ConfigError(f"{self.path}: unsupported preprocessor_config (size={processor.size}, "
+                              f"resample={processor.resample}, center_crop={processor.do_center_crop})")
+        self._prep = dict(size=int(size), crop_size=int(crop), mean=tuple(processor.image_mean),
+                          std=tuple(processor.image_std), interpolation=resample, crop_rounding="hf")
+        self.processor = processor  # kept for tests comparing against it
+        self._tokenizer = AutoTokenizer.from_pretrained(self.path)
+        self._model = model
+        self._logit_scale = float(model.logit_scale.exp().item())
+
+    @staticmethod
+    def _tensor(out):
+        # transformers < 5 returns a tensor; newer versions a model output with pooler_output
+        return out if hasattr(out, "float") else out.pooler_output
+
+    def encode_images(self, images: Sequence[Any]) -> np.ndarray:
+        import torch
+
+        self.load()
+        rows = []
+        for chunk in _batches(list(images), self.batch_size):
+            pixels = torch.from_numpy(np.stack([preprocess_image(_open(x), **self._prep) for x in chunk]))
+            with torch.no_grad():
+                out = self._model.get_image_features(pixel_values=pixels.to(self.device))
+            rows.append(self._tensor(out).float().cpu().numpy())
+        return np.concatenate(rows)
+
+    def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
+        import torch
+
+        self.load()
+        rows = []
+        for chunk in _batches(list(texts), self.batch_size):
+            tokens = self._tokenizer(list(chunk), padding=True, truncation=True, max_length=self.max_length,
+                                     return_tensors="pt")
+            with torch.no_grad():
+                out = self._model.get_text_features(input_ids=tokens["input_ids"].to(self.device),
+                                                    attention_mask=tokens["attention_mask"].to(self.device))
+            rows.append(self._tensor(out).float().cpu().numpy())
+        return np.concatenate(rows)
+
+    def provenance(self) -> Mapping[str, Any]:
+        info = {"backend": "transformers", "model_id": self.model_id, "path": self.path}
+        if self._model is not None:
+            import transformers
+
+            info.update(transformers=transformers.__version__, logit_scale=self._logit_scale,
+                        preprocess=dict(self._prep), name_or_path=self._model.config._name_or_path)
+        return info
+
+
+# --- stateful shells ------------------------------------------------------------------------------
+
+
+class CLIPImageSimilarity:
+    """Mean CLIP-I over pairs. ``value`` is the mean cosine (``scale`` 100 -> the x100 number)."""
+
+    higher_is_better = True
+
+    def __init__(self, encoder: ClipEncoder, *, name: str = "clip_i",
+                 provenance: str = "cosine of CLIP image embeddings, unclamped (GILL / MME-Unify)") -> None:
+        self.encoder = encoder
+        self.name = name
+        self.variant = "cosine_unclamped"
+        self.provenance = provenance
+        self.reset()
+
+    def reset(self) -> None:
+        self.scores: list[float] = []
+
+    def update(self, generated: Sequence[Any], reference: Sequence[Any]) -> list[float]:
+        scores = clip_image_similarity(generated, reference, self.encoder)
+        self.scores.extend(scores)
+        return scores
+
+    def compute(self) -> MetricResult:
+        n = len(self.scores)
+        return MetricResult(name=self.name, value=float(np.mean(self.scores)) / 100.0 if n else None,
+                            higher_is_better=True, variant=self.variant, provenance=self.provenance, scale=100.0,
+                            n=n, extra={"model": self.encoder.model_id, "encoder": dict(self.encoder.provenance())})
+
+
+class CLIPTextSimilarity:
+    """Mean CLIP-T over (image, text) pairs; ``value`` = mean score / 100 (``scale`` 100)."""
+
+    higher_is_better = True
+
+    def __init__(self, encoder: ClipEncoder, *, variant: str = "mme_unify", name: str = "clip_t") -> None:
+        if variant not in CLIP_T_VARIANTS:
+            raise ValueError(f"CLIP-T variant must be one of {CLIP_T_VARIANTS}, got {variant!r}")
+        self.encoder = encoder
+        self.name = name
+        self.variant = variant
+        self.provenance = ("100*cos(image, text), unclamped (MME-Unify logits_per_image with logit_scale 100)"
+                           if variant == "mme_unify" else "max(100*cos(image, text), 0) (torchmetrics CLIPScore)")
+        self.reset()
+
+    def reset(self) -> None:
+        self.scores: list[float] = []
+
+    def update(self, images: Sequence[Any], texts: Sequence[str]) -> list[float]:
+        scores = clip_text_similarity(images, texts, self.encoder, variant=self.variant)
+        self.scores.extend(scores)
+        return scores
+
+    def compute(self) -> MetricResult:
+        n = len(self.scores)
+        return MetricResult(name=self.name, value=float(np.mean(self.scores)) / 100.0 if n else None,
+                            higher_is_better=True, variant=self.variant, provenance=self.provenance, scale=100.0,
+                            n=n, extra={"model": self.encoder.model_id, "encoder": dict(self.encoder.provenance())})
