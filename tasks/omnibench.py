@@ -1,0 +1,167 @@
+"""OmniBench: an image, an audio clip and a 4-option question; accuracy overall, by audio type and
+by task type, with the invalid rate.
+
+Prompt: the official ``inference/demo_api_call.py`` ``create_prompt``, verbatim, including its
+quirks (a period is appended to the question even after "?"; "based on the given an image"; no
+newline after the colon in the both-textual setting). Options are rendered as ``A. <text>`` lines
+joined by newlines (the reference formats a spreadsheet column of that shape whose exact separator
+is not in the repository: **UNVERIFIED**), followed by the template's final period.
+
+``setting`` selects the ablation (the paper's image-audio / textual image / textual audio /
+textual image-audio):
+
+==========================  =======================  ==================================================
+setting                      media parts sent         text
+==========================  =======================  ==================================================
+``image_audio``              image, audio             question
+``textual_image``            audio                    ``Image Content: <image content>`` + question
+``textual_audio``            image                    ``Audio Content: <audio content>`` + question
+``textual_image_audio``      none                     both, transcript first
+==========================  =======================  ==================================================
+
+(The reference sends the image even with a caption to image-only API models, and the audio even with
+a transcript to Gemini/Reka; here a textual setting replaces the medium, as the paper describes.)
+
+Extraction: ``extract_choice`` with the option texts (a reply naming no option or several is
+**invalid**: counted as wrong and reported as ``invalid_rate``). The reference parser
+(``inference/answer_parsing.py``, MMMU-derived) falls back to a *random* letter and reads
+``"C. A man is answering"`` as A; neither is replicated. Gold = ``options.index(answer)``.
+
+Metrics: ``accuracy`` (correct / scored items, the leaderboard's overall), ``invalid_rate``,
+``accuracy/<audio type>`` (``speech``, ``sound_event``, ``music``) and ``accuracy/<task type>`` (slugs
+of the ``task type`` field, e.g. ``action_and_activity``), with ``accuracy_macro/audio_type`` and
+``accuracy_macro/task_type`` (unweighted means over the groups). Every metric's ``variant`` is
+the setting. A sample whose generation failed is left out and counted in ``n_errors`` (the
+reference counts an empty response as invalid and wrong).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Mapping, Sequence
+
+from mio_eval.errors import ConfigError
+from mio_eval.metrics.choice import ChoiceAccuracy, choice_letter, extract_choice
+from mio_eval.tasks.base import Generated, InvalidOutput, ScoreReport
+from mio_eval.tasks.loaders.omnibench import slug
+from mio_eval.types import Audio, Image, Modality, Output, Request, Sample, Text
+
+__all__ = ["OmniBenchTask", "SETTINGS", "omnibench_prompt", "format_options"]
+
+# setting -> (sends image, sends audio)
+SETTINGS: Mapping[str, tuple[bool, bool]] = {
+    "image_audio": (True, True),
+    "textual_image": (False, True),
+    "textual_audio": (True, False),
+    "textual_image_audio": (False, False),
+}
+_CHOOSE = "\nPlease choose only one answer from the following options:\n{options}."
+
+
+def format_options(options: Sequence[str]) -> str:
+    """``A. first\\nB. second ...``"""
+    return "\n".join(f"{choice_letter(i)}. {option}" for i, option in enumerate(options))
+
+
+def omnibench_prompt(question: str, options: Sequence[str], setting: str = "image_audio", *,
+                     audio_content: str = "", image_content: str = "") -> str:
+    """The official prompt of ``setting`` (``demo_api_call.py create_prompt``).
+
+    >>> print(omnibench_prompt("Who is speaking?", ["A man", "A woman"]))
+    Please answer the following question based on the given image and audio:
+    Who is speaking?.
+    Please choose only one answer from the following options:
+    A. A man
+    B. A woman.
+    """
+    choose = _CHOOSE.format(options=format_options(options))
+    transcript = f"Audio Content: {audio_content}"
+    caption = f"Image Content: {image_content}"
+    if setting == "image_audio":
+        lead = "Please answer the following question based on the given image and audio:\n"
+    elif setting == "textual_image":
+        lead = f"Please answer the following question based on the given caption of an image and an audio:\n{caption} "
+    elif setting == "textual_audio":
+        lead = ("Please answer the following question based on the given an image and transcript of an audio:\n"
+                f"{transcript} ")
+    elif setting == "textual_image_audio":
+        lead = ("Please answer the following question based on the given caption of an image and transcript of "
+                f"an audio:{transcript} \n{caption} ")
+    else:
+        raise ConfigError(f"OmniBench setting must be one of {', '.join(SETTINGS)}, got {setting!r}")
+    return f"{lead}{question}.{choose}"
+
+
+class OmniBenchTask:
+    """OmniBench in one of its four input settings (see the module docstring)."""
+
+    output_modality = Modality.TEXT
+    scoring_keys: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        loader: Callable[[], list[Sample]],
+        setting: str = "image_audio",
+        generation: Mapping[str, Any] | None = None,
+    ) -> None:
+        if setting not in SETTINGS:
+            raise ConfigError(f"task.setting must be one of {', '.join(SETTINGS)}, got {setting!r}")
+        self.name = name
+        self.loader = loader
+        self.setting = setting
+        self.generation = dict(generation or {})
+        image, audio = SETTINGS[setting]
+        self.input_modalities = frozenset({Modality.TEXT} | ({Modality.IMAGE} if image else set())
+                                          | ({Modality.AUDIO} if audio else set()))
+
+    def samples(self) -> list[Sample]:
+        return self.loader()
+
+    def request(self, sample: Sample) -> Request:
+        image, audio = SETTINGS[self.setting]
+        meta = sample.metadata
+        media = tuple(p for p in sample.parts
+                      if (isinstance(p, Image) and image) or (isinstance(p, Audio) and audio))
+        prompt = omnibench_prompt(meta["question"], sample.choices, self.setting,
+                                  audio_content=meta.get("audio_content", ""),
+                                  image_content=meta.get("image_content", ""))
+        return Request(sample_id=sample.id, parts=(*media, Text(prompt)), output_modality=Modality.TEXT,
+                       generation=self.generation)
+
+    def prediction(self, sample: Sample, output: Output) -> dict[str, Any]:
+        if output.text is None:
+            kinds = ", ".join(sorted(m.value for m in output.modalities())) or "nothing"
+            raise InvalidOutput(f"expected a text answer, got {kinds}")
+        choice = extract_choice(output.text, len(sample.choices), choices=sample.choices)
+        return {"choice": choice, "letter": None if choice is None else choice_letter(choice)}
+
+    def score(self, generated: Sequence[Generated], *, work_dir: Path) -> ScoreReport:
+        rows, preds, golds, audio_types, task_types = [], [], [], [], []
+        for g in generated:
+            meta = g.sample.metadata
+            base = {"id": g.sample.id, "audio_type": slug(meta["audio_type"]), "task_type": slug(meta["task_type"]),
+                    "gold": g.sample.targets[0]}
+            if g.error is not None:
+                rows.append({**base, "error": g.error})
+                continue
+            choice = g.prediction.get("choice")
+            rows.append({**base, "error": None, "pred": g.prediction.get("letter"),
+                         "correct": choice == meta["answer"]})
+            preds.append(choice)
+            golds.append(int(meta["answer"]))
+            audio_types.append(base["audio_type"])
+            task_types.append(base["task_type"])
+        metric = ChoiceAccuracy(
+            variant=self.setting,
+            provenance=("OmniBench official prompt (demo_api_call.py); gold = options.index(answer); deterministic "
+                        "extraction (mio_eval extract_choice with option texts), invalid counted as wrong, "
+                        "no random fallback"))
+        metric.update(preds, golds, groups={"audio_type": audio_types, "task_type": task_types})
+        return ScoreReport(
+            metrics=tuple(metric.compute()),
+            per_sample=tuple(rows),
+            settings={"setting": self.setting, "variant": self.setting, "extraction": "extract_choice+options",
+                      "errors": "samples whose generation failed are left out of every metric (see n_errors)"},
+        )
