@@ -124,7 +124,11 @@ class OmniBenchLoader:
                               "+ mm_data/, or an m-a-p/OmniBench copy with data/train-*.parquet)")
         if self.cache_dir is None:
             raise ConfigError("OmniBench HF copy: task.loader.cache_dir is needed to unpack its media")
-        rows = read_hf_table(self.root, self.split, undecoded=["audio", "image"])
+        try:
+            rows = read_hf_table(self.root, self.split, undecoded=["audio", "image"])
+        except ConfigError as exc:
+            raise ConfigError(f"no OmniBench data in {self.root}: neither {self.annotations} (GitHub layout) "
+                              f"nor an HF copy ({exc})") from None
         return rows, "hf"
 
     # -- samples --
