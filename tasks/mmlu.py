@@ -188,7 +188,7 @@ class MMLUTask:
         self._shots[sample.id] = k
         return Request(sample_id=sample.id, parts=(Text(prompt),), output_modality=Modality.TEXT,
                        generation=self.generation,
-                       continuations=CONTINUATIONS if self.scoring == "likelihood" else ())
+                       continuations=CONTINUATIONS if self.scoring == "likelihood" else (), kind="text")
 
     def prediction(self, sample: Sample, output: Output) -> dict[str, Any]:
         if self.scoring == "likelihood":

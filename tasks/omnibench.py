@@ -128,7 +128,7 @@ class OmniBenchTask:
                                   audio_content=meta.get("audio_content", ""),
                                   image_content=meta.get("image_content", ""))
         return Request(sample_id=sample.id, parts=(*media, Text(prompt)), output_modality=Modality.TEXT,
-                       generation=self.generation)
+                       generation=self.generation, kind="mcq")
 
     def prediction(self, sample: Sample, output: Output) -> dict[str, Any]:
         if output.text is None:

@@ -184,6 +184,7 @@ def test_mmlu_prompt_rendering(mmlu_root):
     request = task.request(sample)
     assert request.continuations == (" A", " B", " C", " D") and task.needs_loglikelihood
     assert request.text == render_prompt(sample, 3) and request.modalities() == {Modality.TEXT}
+    assert request.kind == "text"
 
 
 def test_mmlu_loader_errors(mmlu_root, tmp_path):
@@ -531,7 +532,7 @@ def test_omnibench_settings_choose_the_parts(omni_root):
         task = OmniBenchTask(name="o", loader=list, setting=setting)
         request = task.request(sample)
         kinds[setting] = [type(p).__name__ for p in request.parts]
-        assert request.modalities() == task.input_modalities
+        assert request.modalities() == task.input_modalities and request.kind == "mcq"
         assert request.parts[-1].text.endswith("D. A man in blue shirt explaining current situation to woman.")
     assert kinds == {"image_audio": ["Image", "Audio", "Text"], "textual_image": ["Audio", "Text"],
                      "textual_audio": ["Image", "Text"], "textual_image_audio": ["Text"]}
