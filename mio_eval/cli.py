@@ -13,7 +13,7 @@ from typing import Sequence
 
 __all__ = ["main"]
 
-SUBCOMMANDS = {"report": "mio_eval.report", "gate": "mio_eval.gate"}
+SUBCOMMANDS = {"report": "mio_eval.report", "gate": "mio_eval.gate", "validate": "mio_eval.validate"}
 
 _state = {"entered": False, "exit": 0}
 
@@ -66,6 +66,8 @@ def _usage() -> str:
         "       mio-eval -m task=<a>,<b> model=<x>     sweep (one run per combination)",
         "       mio-eval task=<task> --help             the composed config of that task",
         "       mio-eval report [results_dir]           markdown tables of every metrics.json",
+        "       mio-eval validate task=<task> model=<m>  check config, data and checkpoints; run nothing",
+        "       mio-eval gate --baseline A --candidate B regression gate (exit 1 on a regression)",
         "",
         "config groups (group=option):",
     ]
