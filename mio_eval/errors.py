@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["MioEvalError", "ConfigError", "ErrorBudgetExceeded", "StoreError", "MediaError"]
+__all__ = ["MioEvalError", "ConfigError", "ErrorBudgetExceeded", "Interrupted", "StoreError", "MediaError"]
 
 
 class MioEvalError(Exception):
@@ -25,6 +25,12 @@ class ErrorBudgetExceeded(MioEvalError):
     """More samples failed than ``runner.max_error_rate`` allows; the run stops, exit code 1."""
 
     exit_code = 1
+
+
+class Interrupted(MioEvalError):
+    """SIGINT/SIGTERM: the batch in flight was finished and saved; exit code 130, resumable."""
+
+    exit_code = 130
 
 
 class MediaError(Exception):

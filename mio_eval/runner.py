@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import signal
 import sys
+import threading
 import time
 from dataclasses import asdict, dataclass
 from importlib import metadata
@@ -17,7 +19,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from mio_eval.adapter import ModelAdapter, check_capabilities
 from mio_eval.atomic import atomic_write_json, atomic_write_text
-from mio_eval.errors import ConfigError, ErrorBudgetExceeded
+from mio_eval.errors import ConfigError, ErrorBudgetExceeded, Interrupted
 from mio_eval.store import PredictionStore
 from mio_eval.tasks.base import Generated, InvalidOutput, Task
 from mio_eval.types import Output, Request, Sample, part_to_json
@@ -163,6 +165,33 @@ def _record(task: Task, sample: Sample, request: Request, output: Output, second
     }
 
 
+class _StopRequest:
+    """First SIGINT/SIGTERM: finish and save the batch in flight, then stop (``Interrupted``).
+    A second SIGINT interrupts at once (``KeyboardInterrupt``), as a user pressing Ctrl-C twice
+    expects. Only installed in the main thread (signals cannot be handled elsewhere)."""
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum, frame) -> None:  # noqa: ARG002 - signal handler signature
+        if self.signal is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.signal = signum
+        print(f"\nmio-eval: {signal.Signals(signum).name} received: finishing the current batch, then stopping "
+              "(press Ctrl-C again to stop at once)", file=sys.stderr)
+
+    def __enter__(self) -> "_StopRequest":
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
 def _generate(task: Task, adapter: ModelAdapter, samples: Sequence[Sample], store: PredictionStore,
               settings: RunnerSettings) -> None:
     pending = [s for s in samples if s.id not in store.done_ids]
@@ -176,25 +205,32 @@ def _generate(task: Task, adapter: ModelAdapter, samples: Sequence[Sample], stor
     # Longest first (as lm-eval): padding waste is smallest and an OOM shows up at once.
     order = sorted(pending, key=lambda s: -requests[s.id].size())
     progress = _Progress(len(pending), settings.progress, f"{task.name}/{adapter.name}")
+    saved = len(samples) - len(pending)
     try:
-        for batch_samples in _chunks(order, settings.batch_size):
-            batch = [requests[s.id] for s in batch_samples]
-            started = time.perf_counter()
-            outputs = _generate_batch(adapter, batch, store.media_dir)
-            per_sample = (time.perf_counter() - started) / len(batch)
-            records = [_record(task, by_id[r.sample_id], r, o, per_sample, store.run_dir)
-                       for r, o in zip(batch, outputs)]
-            store.append(records)
-            batch_errors = sum(1 for r in records if r["error"])
-            errors += batch_errors
-            progress.update(len(records), errors)
-            if errors > budget:
-                examples = "; ".join(sorted({r["error"] for r in records if r["error"]})[:3])
-                raise ErrorBudgetExceeded(
-                    f"{errors} of {len(samples)} samples failed, over runner.max_error_rate="
-                    f"{settings.max_error_rate} (e.g. {examples}). Finished samples are saved in "
-                    f"{store.predictions_path}; fix the cause and rerun the same command to resume"
-                )
+        with _StopRequest() as stop:
+            for batch_samples in _chunks(order, settings.batch_size):
+                batch = [requests[s.id] for s in batch_samples]
+                started = time.perf_counter()
+                outputs = _generate_batch(adapter, batch, store.media_dir)
+                per_sample = (time.perf_counter() - started) / len(batch)
+                records = [_record(task, by_id[r.sample_id], r, o, per_sample, store.run_dir)
+                           for r, o in zip(batch, outputs)]
+                store.append(records)
+                saved += len(records)
+                errors += sum(1 for r in records if r["error"])
+                progress.update(len(records), errors)
+                if errors > budget:
+                    examples = "; ".join(sorted({r["error"] for r in records if r["error"]})[:3])
+                    raise ErrorBudgetExceeded(
+                        f"{errors} of {len(samples)} samples failed, over runner.max_error_rate="
+                        f"{settings.max_error_rate} (e.g. {examples}). Finished samples are saved in "
+                        f"{store.predictions_path}; fix the cause and rerun the same command to resume"
+                    )
+                if stop.signal is not None and saved < len(samples):
+                    raise Interrupted(
+                        f"stopped by {signal.Signals(stop.signal).name} after {saved} of {len(samples)} samples; "
+                        f"they are saved in {store.predictions_path}; rerun the same command to resume"
+                    )
     finally:
         progress.close()
 

@@ -14,7 +14,7 @@ import time
 import pytest
 
 LIMIT = 8
-ARGS = ["task=tts_demo", "model=dummy", "model.delay_s=0.4", "runner.batch_size=2", f"runner.limit={LIMIT}",
+ARGS = ["task=tts_demo", "model=dummy", "model.delay_s=0.4", "model.seconds_per_word=0.05", "runner.batch_size=2", f"runner.limit={LIMIT}",
         "runner.progress=false"]
 
 pytestmark = pytest.mark.slow
@@ -49,8 +49,8 @@ def _ids(path):
     return [json.loads(line)["id"] for line in _whole_lines(path).splitlines()]
 
 
-def _start_and_kill(cwd, results, min_lines=2):
-    """Start a run, SIGKILL it once ``min_lines`` predictions are on disk; return their ids."""
+def _start_and_kill(cwd, results, min_lines=2, sig=signal.SIGKILL):
+    """Start a run, send ``sig`` once ``min_lines`` predictions are on disk; return their ids."""
     preds = _run_dir(results) / "predictions.jsonl"
     with open(cwd / "killed.stderr", "wb") as err:
         proc = subprocess.Popen(_cmd(results), cwd=cwd, stdout=subprocess.DEVNULL, stderr=err)
@@ -61,13 +61,20 @@ def _start_and_kill(cwd, results, min_lines=2):
                     break
                 time.sleep(0.02)
             finished = proc.poll() is not None
-            os.kill(proc.pid, signal.SIGKILL)
+            os.kill(proc.pid, sig)
+            if sig != signal.SIGKILL:
+                proc.wait(timeout=60)
         finally:
             if proc.poll() is None:
                 proc.kill()
             proc.wait()
     assert not finished, f"the run ended before it was killed: {(cwd / 'killed.stderr').read_text()}"
-    assert proc.returncode == -signal.SIGKILL
+    if sig == signal.SIGKILL:
+        assert proc.returncode == -signal.SIGKILL
+    else:  # a graceful stop: the batch in flight is finished and saved, exit 130 with a resume hint
+        stderr = (cwd / "killed.stderr").read_text()
+        assert proc.returncode == 130, stderr
+        assert "rerun the same command to resume" in stderr.splitlines()[-1]
     done = _ids(preds)
     assert min_lines <= len(done) < LIMIT, "the kill must land mid-generation"
     assert not (_run_dir(results) / "metrics.json").exists()
@@ -141,3 +148,21 @@ def test_partial_last_line_after_crash_is_dropped_on_rerun(tmp_path, reference):
     assert data.startswith(whole) and data.endswith(b"\n")
     assert len(data.splitlines()) == LIMIT  # the half line is gone, every line parses
     _assert_same_as_reference(results, reference, done_before)
+
+
+def test_sigint_finishes_the_batch_then_stops_resumably(tmp_path, reference):
+    results = tmp_path / "results"
+    done_before = _start_and_kill(tmp_path, results, min_lines=1, sig=signal.SIGINT)
+    assert len(done_before) % 2 == 0, "the batch in flight (batch_size=2) was completed before stopping"
+    _complete(tmp_path, results)
+    _assert_same_as_reference(results, reference, done_before)
+
+
+def test_repeated_sigkills_at_different_points(tmp_path, reference):
+    """Several kills in one run dir, each later than the last, then a clean finish."""
+    results = tmp_path / "results"
+    first = _start_and_kill(tmp_path, results, min_lines=2)
+    second = _start_and_kill(tmp_path, results, min_lines=len(first) + 2)
+    assert second[: len(first)] == first
+    _complete(tmp_path, results)
+    _assert_same_as_reference(results, reference, first)
