@@ -6,6 +6,7 @@ of them, in order: one photo, or a video's frames), every other ``{name}`` is a 
 safe, unlike ``str.format``). The result is the ordered part tuple of a request: text pieces
 between markers become ``Text`` parts, empty pieces are dropped.
 
+>>> from mio_eval.types import Image
 >>> render("{image}{question}\\nAnswer briefly.", [Image("a.jpg")], question="What?")
 (Image(path='a.jpg'), Text(text='What?\\nAnswer briefly.'))
 """

@@ -637,3 +637,29 @@ def test_seedbench_likelihood_with_tiny_llava(data, tiny_llava, tmp_path):
     rows = _lines(tmp_path / "r2" / "hf_vlm" / "seedbench_img" / "scores.jsonl")
     assert rows[2]["error"].startswith("cannot decode image 3003_1.jpg") and metrics["n_errors"] == 1
     assert metrics["metrics"]["accuracy"]["n"] == 2
+
+
+def test_caption_full_scores_are_passed_through(data, tmp_path, monkeypatch):
+    """``full_scores`` hands the scored split to ``coco_caption_scores`` (tested against
+    pycocoevalcap with the metrics; METEOR's JVM is too slow to start here) and keeps the one CIDEr."""
+    import mio_eval.tasks.captioning as captioning
+    from mio_eval.tasks.base import Generated
+
+    calls = []
+
+    def fake(references, predictions):
+        calls.append((references, predictions))
+        return {"Bleu_1": 0.7, "Bleu_2": 0.5, "Bleu_3": 0.3, "Bleu_4": 0.2, "METEOR": 0.25, "ROUGE_L": 0.5, "CIDEr": -1}
+
+    monkeypatch.setattr(captioning, "coco_caption_scores", fake)
+    task, _ = build(compose(["task=caption_coco_karpathy", "model=dummy", f"paths.data_dir={data}",
+                             "task.full_scores=true"]))
+    generated = [Generated(sample=s, output=Output(text=HELD_OUT[int(s.id)]), prediction=HELD_OUT[int(s.id)], error=None)
+                 for s in task.samples()]
+    report = task.score(generated, work_dir=tmp_path / "run" / "scoring")
+    values = {m.name: m.value for m in report.metrics}
+    assert calls == [({str(k): v for k, v in COCO_TEST.items()}, {str(k): v for k, v in HELD_OUT.items()})]
+    assert values.keys() == {"cider", "bleu_1", "bleu_2", "bleu_3", "bleu_4", "meteor", "rouge_l"}
+    assert values["meteor"] == 0.25 and values["cider"] > 0  # CIDEr from CiderD, not the duplicate
+    assert all(m.scale == 100.0 and m.n == 3 for m in report.metrics)
+    assert (tmp_path / "run" / "captions_karpathy_test_results.json").is_file()
