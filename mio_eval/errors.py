@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["MioEvalError", "ConfigError", "ErrorBudgetExceeded", "Interrupted", "StoreError", "MediaError"]
+__all__ = ["MioEvalError", "ConfigError", "ErrorBudgetExceeded", "Interrupted", "StoreError", "StoreWriteError", "MediaError"]
 
 
 class MioEvalError(Exception):
@@ -23,6 +23,12 @@ class StoreError(ConfigError):
 
 class ErrorBudgetExceeded(MioEvalError):
     """More samples failed than ``runner.max_error_rate`` allows; the run stops, exit code 1."""
+
+    exit_code = 1
+
+
+class StoreWriteError(MioEvalError):
+    """Saving results failed (disk full, I/O error); what was saved before stays intact. Exit 1."""
 
     exit_code = 1
 

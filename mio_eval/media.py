@@ -22,7 +22,8 @@ import numpy as np
 from mio_eval.atomic import atomic_path
 from mio_eval.errors import MediaError
 
-__all__ = ["AUDIO_PROCESSING", "AudioData", "load_audio", "resample", "save_audio", "output_path"]
+__all__ = ["AUDIO_PROCESSING", "AudioData", "load_audio", "load_image", "resample", "save_audio", "output_path",
+           "video_frames"]
 
 AUDIO_PROCESSING = {
     "decoder": "soundfile (libsndfile); PyAV for formats libsndfile cannot open",
@@ -133,11 +134,12 @@ def load_audio(path: str | Path, *, sample_rate: int | None = None) -> AudioData
         try:
             samples, rate = _read_pyav(path)
             decoder = "pyav"
-        except MediaError:
-            raise
         except Exception as av_exc:  # noqa: BLE001 - av.error.* and anything else is a bad file
             raise MediaError(f"cannot decode audio {path.name}: soundfile: {_one_line(sf_exc)}; "
                              f"PyAV: {_one_line(av_exc)}") from None
+        if samples.shape[0] == 0:  # PyAV's probing accepts some non-audio files and decodes nothing
+            raise MediaError(f"cannot decode audio {path.name}: soundfile: {_one_line(sf_exc)}; "
+                             "PyAV: no audio samples decoded") from None
     if samples.shape[0] == 0:
         raise MediaError(f"audio file has no samples: {path}")
     if not np.isfinite(samples).all():
@@ -174,3 +176,82 @@ def output_path(media_dir: str | Path, sample_id: str, suffix: str) -> Path:
     if stem != sample_id:
         stem = f"{stem}-{hashlib.sha1(sample_id.encode()).hexdigest()[:8]}"
     return Path(media_dir) / f"{stem}{suffix}"
+
+
+def load_image(path: str | Path):
+    """An image file as an 8-bit RGB PIL image; MediaError with the reason when it cannot be read.
+
+    Conversions, each a valid format rather than an error: 16-bit and 32-bit grey (``I;16``,
+    ``I``) are scaled to 8 bits (PIL's own ``convert`` would clip them to white); CMYK, palette,
+    grey, and alpha images go through PIL's conversion (alpha dropped, not composited). A
+    truncated or undecodable file is an error (PIL is told not to pad truncated images)."""
+    import numpy as np
+    from PIL import Image as PILImage
+    from PIL import ImageFile
+
+    path = Path(path)
+    if not path.is_file():
+        raise MediaError(f"image file not found: {path}")
+    if path.stat().st_size == 0:
+        raise MediaError(f"image file is empty (0 bytes): {path}")
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
+    try:
+        with PILImage.open(path) as image:
+            image.load()
+            if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+                array = np.asarray(image, dtype=np.float64)
+                top = 65535.0 if image.mode.startswith("I;16") or array.max() > 255 else 255.0
+                if image.mode == "I" and array.max() > 65535:
+                    top = float(2**32 - 1)
+                grey = np.clip(np.rint(array * (255.0 / top)), 0, 255).astype(np.uint8)
+                return PILImage.fromarray(grey, mode="L").convert("RGB")
+            return image.convert("RGB")
+    except Exception as exc:  # PIL raises UnidentifiedImageError, OSError, SyntaxError, ...
+        raise MediaError(f"cannot decode image {path.name}: {' '.join(str(exc).split())}") from None
+
+
+def video_frames(path: str | Path, n: int) -> list:
+    """``n`` RGB PIL frames at ``linspace(0, frames - 1, n)`` rounded (repeats when the clip is
+    shorter than ``n`` frames); MediaError when the file cannot be decoded."""
+    import av
+    import numpy as np
+
+    path = Path(path)
+    if not path.is_file():
+        raise MediaError(f"video file not found: {path}")
+    if n < 1:
+        raise MediaError(f"video_frames must be >= 1, got {n}")
+
+    def decode(wanted: set[int] | None):
+        kept = {}
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            count = 0
+            for index, frame in enumerate(container.decode(stream)):
+                count = index + 1
+                if wanted is not None and index in wanted:
+                    kept[index] = frame.to_image().convert("RGB")
+                    if len(kept) == len(wanted):
+                        break
+            return count, kept, stream.frames
+
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise MediaError(f"no video stream in {path.name}")
+            total = container.streams.video[0].frames
+        if total <= 0:  # the container does not say: count by decoding
+            total, _, _ = decode(None)
+        for _ in range(2):  # a second pass when the header over-counts frames
+            if total <= 0:
+                raise MediaError(f"video has no frames: {path}")
+            indices = np.linspace(0, total - 1, n).round().astype(int).tolist()
+            count, kept, _ = decode(set(indices))
+            if all(i in kept for i in indices):
+                return [kept[i] for i in indices]
+            total = count
+        raise MediaError(f"cannot decode the sampled frames of {path.name}")
+    except MediaError:
+        raise
+    except Exception as exc:  # av.error.*, IndexError on a stream-less container, ...
+        raise MediaError(f"cannot decode video {path.name}: {exc}") from None

@@ -19,7 +19,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from mio_eval.adapter import ModelAdapter, check_capabilities
 from mio_eval.atomic import atomic_write_json, atomic_write_text
-from mio_eval.errors import ConfigError, ErrorBudgetExceeded, Interrupted
+from mio_eval.errors import ConfigError, ErrorBudgetExceeded, Interrupted, MediaError
 from mio_eval.store import PredictionStore
 from mio_eval.tasks.base import Generated, InvalidOutput, Task
 from mio_eval.types import Output, Request, Sample, part_to_json
@@ -87,11 +87,17 @@ def _relative_media(output: Output, run_dir: Path) -> dict[str, Any]:
 
 
 def _absolute_media(data: Mapping[str, Any], run_dir: Path) -> Output:
+    """The stored output with media paths made absolute. Media must lie inside the run dir (the
+    runner stores them relative to it): a path leading elsewhere, as in a tampered or replayed
+    predictions file, raises MediaError, which fails that sample."""
     output = Output.from_json(data)
     media = []
     for part in output.media:
         path = Path(part.path)
-        media.append(part if path.is_absolute() else type(part)(**{**vars(part), "path": str(run_dir / path)}))
+        full = (path if path.is_absolute() else run_dir / path).resolve()
+        if not full.is_relative_to(run_dir):
+            raise MediaError(f"media path outside the run directory: {part.path}")
+        media.append(type(part)(**{**vars(part), "path": str(full)}))
     return Output(**{**vars(output), "media": tuple(media)})
 
 
@@ -243,11 +249,17 @@ def _score(task: Task, samples: Sequence[Sample], store: PredictionStore) -> tup
     generated = []
     for sample in samples:
         record = store.get(sample.id)
-        output = _absolute_media(record["output"], store.run_dir)
-        prediction = record["prediction"]
-        if isinstance(prediction, str) and output.media and not Path(prediction).is_absolute():
-            prediction = str(store.run_dir / prediction)
-        generated.append(Generated(sample=sample, output=output, prediction=prediction, error=record["error"]))
+        prediction, error = record["prediction"], record["error"]
+        try:
+            output = _absolute_media(record["output"], store.run_dir)
+            if isinstance(prediction, str) and output.media:
+                full = Path(prediction) if Path(prediction).is_absolute() else store.run_dir / prediction
+                if not full.resolve().is_relative_to(store.run_dir):
+                    raise MediaError(f"media path outside the run directory: {prediction}")
+                prediction = str(full)
+        except MediaError as exc:
+            output, prediction, error = Output.failure(str(exc)), None, error or str(exc)
+        generated.append(Generated(sample=sample, output=output, prediction=prediction, error=error))
     return task.score(generated, work_dir=store.run_dir / "scoring"), generated
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Iterable, KeysView, Mapping
 
 from mio_eval.atomic import atomic_write_json
-from mio_eval.errors import StoreError
+from mio_eval.errors import StoreError, StoreWriteError
 
 __all__ = ["PredictionStore"]
 
@@ -79,7 +79,9 @@ class PredictionStore:
             if previous is None:
                 atomic_write_json(self.run_info_path, {"fingerprint": fingerprint, **run_info})
             self._load()
-            self._fh = open(self.predictions_path, "a", encoding="utf-8")
+            # Unbuffered binary append: a failed write leaves nothing queued in a Python buffer
+            # that a later flush could add after the file was cut back.
+            self._fh = open(self.predictions_path, "ab", buffering=0)
         except BaseException:
             self.close()
             raise
@@ -122,10 +124,25 @@ class PredictionStore:
             if record["id"] in self._records or record["id"] in seen:
                 raise StoreError(f"sample {record['id']!r} is already stored in {self.predictions_path}")
             seen.add(record["id"])
-        payload = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
-        self._fh.write(payload)
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
+        payload = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode("utf-8")
+        fd = self._fh.fileno()
+        start = os.fstat(fd).st_size
+        try:
+            view = memoryview(payload)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        except OSError as exc:
+            # Disk full or an I/O error: cut the file back to its last whole batch so the store
+            # stays readable and resumable, and stop the run with the reason.
+            try:
+                os.ftruncate(fd, start)
+            except OSError:
+                pass  # the reader drops a half-written last line in any case
+            raise StoreWriteError(
+                f"cannot save predictions to {self.predictions_path}: {exc.strerror or exc}; "
+                f"the {len(self._records)} samples saved before are intact; fix the cause and rerun to resume"
+            ) from None
         for record in records:
             self._records[record["id"]] = record
 

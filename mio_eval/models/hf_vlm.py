@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from mio_eval.errors import ConfigError, MediaError
+from mio_eval.media import load_image, video_frames
 from mio_eval.models.hf_lm import (
     Decoding,
     SampleError,
@@ -41,67 +42,6 @@ from mio_eval.types import Audio, Image, Modality, Output, Request, Text, Video
 __all__ = ["HFVisionLM", "load_image", "video_frames", "DEFAULT_VIDEO_FRAMES"]
 
 DEFAULT_VIDEO_FRAMES = 8
-
-
-def load_image(path: str | Path):
-    """An image file as an RGB PIL image; MediaError with the reason when it cannot be read."""
-    from PIL import Image as PILImage
-
-    path = Path(path)
-    if not path.is_file():
-        raise MediaError(f"image file not found: {path}")
-    try:
-        with PILImage.open(path) as image:
-            return image.convert("RGB")
-    except Exception as exc:  # PIL raises UnidentifiedImageError, OSError, SyntaxError, ...
-        raise MediaError(f"cannot decode image {path.name}: {exc}") from None
-
-
-def video_frames(path: str | Path, n: int) -> list:
-    """``n`` RGB PIL frames at ``linspace(0, frames - 1, n)`` rounded (repeats when the clip is
-    shorter than ``n`` frames); MediaError when the file cannot be decoded."""
-    import av
-    import numpy as np
-
-    path = Path(path)
-    if not path.is_file():
-        raise MediaError(f"video file not found: {path}")
-    if n < 1:
-        raise MediaError(f"video_frames must be >= 1, got {n}")
-
-    def decode(wanted: set[int] | None):
-        kept = {}
-        with av.open(str(path)) as container:
-            stream = container.streams.video[0]
-            count = 0
-            for index, frame in enumerate(container.decode(stream)):
-                count = index + 1
-                if wanted is not None and index in wanted:
-                    kept[index] = frame.to_image().convert("RGB")
-                    if len(kept) == len(wanted):
-                        break
-            return count, kept, stream.frames
-
-    try:
-        with av.open(str(path)) as container:
-            if not container.streams.video:
-                raise MediaError(f"no video stream in {path.name}")
-            total = container.streams.video[0].frames
-        if total <= 0:  # the container does not say: count by decoding
-            total, _, _ = decode(None)
-        for _ in range(2):  # a second pass when the header over-counts frames
-            if total <= 0:
-                raise MediaError(f"video has no frames: {path}")
-            indices = np.linspace(0, total - 1, n).round().astype(int).tolist()
-            count, kept, _ = decode(set(indices))
-            if all(i in kept for i in indices):
-                return [kept[i] for i in indices]
-            total = count
-        raise MediaError(f"cannot decode the sampled frames of {path.name}")
-    except MediaError:
-        raise
-    except Exception as exc:  # av.error.*, IndexError on a stream-less container, ...
-        raise MediaError(f"cannot decode video {path.name}: {exc}") from None
 
 
 class HFVisionLM:

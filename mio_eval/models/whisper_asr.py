@@ -63,7 +63,11 @@ class WhisperASR:
             raise ConfigError(f"Whisper checkpoint not found: {self.path}")
         import whisper
 
-        self.model = whisper.load_model(str(self.path), device=self.device)
+        try:  # openai-whisper loads with torch.load(weights_only=True): no code runs from the file
+            self.model = whisper.load_model(str(self.path), device=self.device)
+        except Exception as exc:  # noqa: BLE001 - UnpicklingError, KeyError, RuntimeError (shapes)...
+            raise ConfigError(f"cannot load Whisper checkpoint {self.path}: {type(exc).__name__}: "
+                              f"{' '.join(str(exc).split())[:300]}") from None
         self._digest = file_digest(self.path)
 
     def _options(self):
