@@ -13,7 +13,13 @@ from typing import Sequence
 
 __all__ = ["main"]
 
-SUBCOMMANDS = {"report": "mio_eval.report", "gate": "mio_eval.gate", "validate": "mio_eval.validate"}
+SUBCOMMANDS = {
+    "report": "mio_eval.report:main",
+    "gate": "mio_eval.gate:main",
+    "validate": "mio_eval.validate:main",
+    "export": "mio_eval.export:main",
+    "leaderboard": "mio_eval.export:leaderboard_main",
+}
 
 _state = {"entered": False, "exit": 0}
 
@@ -68,6 +74,9 @@ def _usage() -> str:
         "       mio-eval report [results_dir]           markdown tables of every metrics.json",
         "       mio-eval validate task=<task> model=<m>  check config, data and checkpoints; run nothing",
         "       mio-eval gate --baseline A --candidate B regression gate (exit 1 on a regression)",
+        "       mio-eval export --format F RUN_DIR      submission file (vqav2, vizwiz, coco_captions, mme_unify)",
+        "       mio-eval export --format leaderboard ROOT...   leaderboard JSON",
+        "       mio-eval leaderboard ROOT...            markdown leaderboard, one table per task",
         "",
         "config groups (group=option):",
     ]
@@ -87,8 +96,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args and args[0] in SUBCOMMANDS:
         import importlib
 
-        module = importlib.import_module(SUBCOMMANDS[args[0]])
-        sys.exit(module.main(args[1:]))
+        module, function = SUBCOMMANDS[args[0]].split(":")
+        sys.exit(getattr(importlib.import_module(module), function)(args[1:]))
 
     from mio_eval.config import group_choices, validate_choices
     from mio_eval.errors import ConfigError

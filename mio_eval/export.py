@@ -1,0 +1,273 @@
+"""Leaderboard exports: the evaluation servers' submission files and a mio-eval leaderboard.
+
+    mio-eval export --format vqav2|vizwiz|coco_captions|mme_unify RUN_DIR [--out FILE] [--force]
+    mio-eval export --format leaderboard ROOT [ROOT ...] [--out FILE]
+    mio-eval leaderboard ROOT [ROOT ...] [--out FILE.md]
+
+A submission file is the one the task wrote when it scored a split without public answers
+(``scoring.submission_file`` in ``metrics.json``). Export validates it against its server's
+expectations — every row has the format's fields with the right types, ids unique, one row per
+sample of the run — and refuses an incomplete run (failed samples have no row) unless
+``--force``, which fills each missing row with an empty answer and names them on stderr.
+
+The leaderboard JSON holds, per model × task: metric values (raw and at the reporting scale), the
+95% interval where repeats gave one, n, errors, the variant, the judge models with their paths and
+digests, the config fingerprint and the package versions. ``mio-eval leaderboard`` renders one
+markdown table per task, models ranked by the task's first metric in its own direction.
+
+Exit codes: 0 written, 2 unusable or incomplete input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import sys
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from mio_eval.atomic import atomic_write_json, atomic_write_text
+from mio_eval.errors import ConfigError
+
+__all__ = ["FORMATS", "validate_submission", "export_submission", "leaderboard_json", "render_leaderboard", "main"]
+
+# format -> (id field, id type, answer field)
+FORMATS: dict[str, tuple[str, type, str]] = {
+    "vqav2": ("question_id", int, "answer"),
+    "vizwiz": ("image", str, "answer"),
+    "coco_captions": ("image_id", int, "caption"),
+}
+SCHEMA = "mio-eval-leaderboard/1"
+
+
+def _metrics_json(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / "metrics.json"
+    if not path.is_file():
+        raise ConfigError(f"no metrics.json in {run_dir}: score the run first (runner.stage=score)")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _scores(run_dir: Path) -> list[dict[str, Any]]:
+    path = run_dir / "scores.jsonl"
+    if not path.is_file():
+        raise ConfigError(f"no scores.jsonl in {run_dir}")
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def validate_submission(rows: Any, fmt: str) -> list[str]:
+    """Problems with ``rows`` as a submission of ``fmt`` (empty list = valid)."""
+    if not isinstance(rows, list):
+        return [f"a {fmt} submission is a JSON list, got {type(rows).__name__}"]
+    problems: list[str] = []
+    if fmt == "mme_unify":
+        seen: set[str] = set()
+        for i, row in enumerate(rows):
+            if not isinstance(row, dict) or "output" not in row:
+                problems.append(f"row {i}: an MME-Unify row is the benchmark item plus its 'output'")
+                continue
+            key = json.dumps({k: v for k, v in row.items() if k != "output"}, sort_keys=True)
+            if key in seen:
+                problems.append(f"row {i}: duplicate item")
+            seen.add(key)
+        return problems
+    id_field, id_type, answer_field = FORMATS[fmt]
+    ids: set[Any] = set()
+    for i, row in enumerate(rows):
+        if not isinstance(row, dict) or set(row) != {id_field, answer_field}:
+            problems.append(f"row {i}: expected exactly {{{id_field!r}, {answer_field!r}}}, got {row!r:.80}")
+            continue
+        if not isinstance(row[id_field], id_type) or isinstance(row[id_field], bool):
+            problems.append(f"row {i}: {id_field} must be {id_type.__name__}, got {row[id_field]!r}")
+        if not isinstance(row[answer_field], str):
+            problems.append(f"row {i}: {answer_field} must be a string")
+        if row[id_field] in ids:
+            problems.append(f"row {i}: duplicate {id_field} {row[id_field]!r}")
+        ids.add(row[id_field])
+    return problems
+
+
+def _missing_row(fmt: str, score_row: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The empty-answer row ``--force`` adds for a failed sample, when its id is known."""
+    if fmt not in FORMATS:
+        return None
+    id_field, id_type, answer_field = FORMATS[fmt]
+    value = score_row.get(id_field)
+    if value is None and id_field == "question_id":
+        value = score_row.get("id")
+    try:
+        value = id_type(value)
+    except (TypeError, ValueError):
+        return None
+    return {id_field: value, answer_field: ""}
+
+
+def export_submission(run_dir: str | Path, fmt: str, *, out: str | Path | None = None, force: bool = False) -> Path:
+    run_dir = Path(run_dir)
+    if fmt not in (*FORMATS, "mme_unify"):
+        raise ConfigError(f"unknown submission format {fmt!r}; choose from {', '.join([*FORMATS, 'mme_unify'])}")
+    metrics = _metrics_json(run_dir)
+    source = metrics.get("scoring", {}).get("submission_file")
+    if fmt == "mme_unify" and not source:
+        found = sorted(run_dir.glob("mme_unify_*_output.json"))
+        source = str(found[0]) if found else None
+    if not source or not Path(source).is_file():
+        raise ConfigError(f"{run_dir} has no submission file (task {metrics['task']!r} writes one only for a split "
+                          "without public answers, or an MME-Unify task)")
+    rows = json.loads(Path(source).read_text(encoding="utf-8"))
+    problems = validate_submission(rows, fmt)
+    if problems:
+        raise ConfigError(f"{source} is not a valid {fmt} submission: {problems[0]} ({len(problems)} problem(s))")
+    failed = [r for r in _scores(run_dir) if r.get("error")]
+    if len(rows) + len(failed) != metrics["n"]:
+        raise ConfigError(f"{source} holds {len(rows)} rows and {len(failed)} samples failed, but the run has "
+                          f"{metrics['n']} samples; rerun the task's scoring")
+    if failed:
+        if not force:
+            raise ConfigError(f"incomplete run: {len(failed)} of {metrics['n']} samples failed (first: "
+                              f"{failed[0]['id']}: {failed[0]['error']}); rerun to resume them, or --force to "
+                              "submit them with empty answers")
+        filled = [_missing_row(fmt, r) for r in failed]
+        if any(f is None for f in filled):
+            raise ConfigError(f"cannot fill the {len(failed)} failed samples of a {fmt} submission; rerun them")
+        rows = rows + filled
+        print(f"mio-eval export: --force: {len(failed)} failed samples submitted with empty answers: "
+              f"{', '.join(str(r['id']) for r in failed[:10])}", file=sys.stderr)
+    target = Path(out) if out else run_dir / f"{fmt}_submission.json"
+    atomic_write_json(target, rows)
+    return target
+
+
+def _runs(roots: Sequence[str | Path]) -> list[tuple[Path, dict[str, Any]]]:
+    runs = []
+    for root in roots:
+        root = Path(root)
+        found = [root / "metrics.json"] if (root / "metrics.json").is_file() else sorted(root.glob("*/*/metrics.json"))
+        found = [p for p in found if not p.parent.parent.name.startswith("_")]
+        if not found:
+            raise ConfigError(f"no metrics.json under {root}")
+        runs += [(p.parent, json.loads(p.read_text(encoding="utf-8"))) for p in found]
+    return runs
+
+
+def leaderboard_json(roots: Sequence[str | Path]) -> dict[str, Any]:
+    entries = []
+    for run_dir, m in _runs(roots):
+        metrics = {}
+        for name, data in m["metrics"].items():
+            extra = data.get("extra") or {}
+            scale = data.get("scale", 1.0)
+            value = data.get("value")
+            metrics[name] = {
+                "value": value,
+                "reported": None if value is None else value * scale,
+                "scale": scale,
+                "higher_is_better": data["higher_is_better"],
+                "variant": data.get("variant"),
+                "n": data.get("n"),
+                "ci95": extra.get("ci95"),
+            }
+        entries.append({
+            "model": m["model"],
+            "task": m["task"],
+            "metrics": metrics,
+            "n": m["n"],
+            "n_errors": m["n_errors"],
+            "complete": m["n_errors"] == 0,
+            "judges": [{k: j.get(k) for k in ("model", "name", "path", "sha256", "package", "role") if j.get(k)}
+                       for j in m.get("judges", [])],
+            "model_provenance": m.get("model_provenance", {}),
+            "fingerprint": m.get("fingerprint"),
+            "versions": m.get("versions", {}),
+            "run_dir": str(run_dir),
+            "finished_at": m.get("finished_at"),
+        })
+    entries.sort(key=lambda e: (e["task"], e["model"]))
+    return {"schema": SCHEMA, "generated_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "entries": entries}
+
+
+def render_leaderboard(board: Mapping[str, Any]) -> str:
+    by_task: dict[str, list[Mapping[str, Any]]] = {}
+    for entry in board["entries"]:
+        by_task.setdefault(entry["task"], []).append(entry)
+    parts = []
+    for task, entries in sorted(by_task.items()):
+        names = list(dict.fromkeys(n for e in entries for n in e["metrics"]))
+        primary = names[0] if names else None
+
+        def rank_key(entry, primary=primary):
+            metric = entry["metrics"].get(primary) or {}
+            value = metric.get("value")
+            if value is None:
+                return (1, 0.0)
+            return (0, -value if metric.get("higher_is_better") else value)
+
+        header = ["#", "model"] + [f"{n} {'↑' if entries[0]['metrics'].get(n, {}).get('higher_is_better', True) else '↓'}"
+                                   for n in names] + ["n", "errors", "judge"]
+        lines = [f"### {task}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        for rank, entry in enumerate(sorted(entries, key=rank_key), 1):
+            cells = [str(rank), entry["model"]]
+            for name in names:
+                metric = entry["metrics"].get(name)
+                if not metric or metric["reported"] is None:
+                    cells.append("–")
+                    continue
+                text = f"{metric['reported']:.2f}"
+                if metric.get("ci95"):
+                    text += f" ± {(metric['ci95'][1] - metric['ci95'][0]) / 2 * metric['scale']:.2f}"
+                cells.append(text)
+            judge = "; ".join(j.get("package") or j.get("name") or j.get("model", "") for j in entry["judges"]) or "–"
+            cells += [str(entry["n"]), str(entry["n_errors"]), judge]
+            lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+        parts.append("\n".join(lines))
+    return "\n\n".join(parts) + "\n" if parts else "_No results._\n"
+
+
+def main(argv: Sequence[str] | None = None, *, prog: str = "mio-eval export") -> int:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
+    parser.add_argument("--format", required=True, choices=[*FORMATS, "mme_unify", "leaderboard"])
+    parser.add_argument("paths", nargs="+", help="a run dir (submission formats) or result roots (leaderboard)")
+    parser.add_argument("--out", help="file to write (default: in the run dir / leaderboard.json)")
+    parser.add_argument("--force", action="store_true", help="export an incomplete run (failed samples empty)")
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    try:
+        if args.format == "leaderboard":
+            target = Path(args.out or "leaderboard.json")
+            atomic_write_json(target, leaderboard_json(args.paths))
+        else:
+            if len(args.paths) != 1:
+                raise ConfigError("a submission is exported from exactly one run dir")
+            target = export_submission(args.paths[0], args.format, out=args.out, force=args.force)
+    except ConfigError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {target}")
+    return 0
+
+
+def leaderboard_main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="mio-eval leaderboard",
+                                     description="markdown leaderboard (one table per task) from result roots")
+    parser.add_argument("roots", nargs="+")
+    parser.add_argument("--out", help="markdown file to write as well")
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    try:
+        body = render_leaderboard(leaderboard_json(args.roots))
+    except ConfigError as exc:
+        print(f"mio-eval leaderboard: error: {exc}", file=sys.stderr)
+        return 2
+    print(body, end="")
+    if args.out:
+        atomic_write_text(Path(args.out), "# Leaderboard\n\n" + body)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,102 @@
+"""Leaderboard exports: submission files validated per server format, incomplete runs refused
+unless forced, the leaderboard JSON and its markdown."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from mio_eval.errors import ConfigError
+from mio_eval.export import export_submission, leaderboard_json, render_leaderboard, validate_submission
+
+
+def _vqa_run(tmp_path, rows, failed=(), n=None):
+    run = tmp_path / "m" / "vqav2_testdev"
+    run.mkdir(parents=True)
+    sub = run / "submission.json"
+    sub.write_text(json.dumps(rows))
+    scores = [{"id": str(r["question_id"]), "error": None} for r in rows]
+    scores += [{"id": str(q), "error": "cannot decode image"} for q in failed]
+    (run / "scores.jsonl").write_text("".join(json.dumps(s) + "\n" for s in scores))
+    (run / "metrics.json").write_text(json.dumps({
+        "task": "vqav2_testdev", "model": "m", "n": n if n is not None else len(scores), "n_errors": len(failed),
+        "metrics": {}, "scoring": {"submission_file": str(sub)}}))
+    return run
+
+
+def test_valid_vqav2_submission_is_exported(tmp_path):
+    run = _vqa_run(tmp_path, [{"question_id": 1, "answer": "yes"}, {"question_id": 2, "answer": "2"}])
+    target = export_submission(run, "vqav2")
+    assert target == run / "vqav2_submission.json"
+    assert json.loads(target.read_text()) == [{"question_id": 1, "answer": "yes"}, {"question_id": 2, "answer": "2"}]
+
+
+@pytest.mark.parametrize("rows,fmt,needle", [
+    ([{"question_id": 1, "answer": "a"}, {"question_id": 1, "answer": "b"}], "vqav2", "duplicate question_id 1"),
+    ([{"question_id": "1", "answer": "a"}], "vqav2", "question_id must be int"),
+    ([{"question_id": 1}], "vqav2", "expected exactly"),
+    ([{"image": "VizWiz_test_00000000.jpg", "answer": 3}], "vizwiz", "answer must be a string"),
+    ([{"image_id": 42, "caption": "a cat", "score": 1}], "coco_captions", "expected exactly"),
+    ({"question_id": 1}, "vqav2", "is a JSON list"),
+    ([{"id": 1}], "mme_unify", "plus its 'output'"),
+])
+def test_format_problems(rows, fmt, needle):
+    assert any(needle in p for p in validate_submission(rows, fmt))
+
+
+def test_incomplete_run_refused_unless_forced(tmp_path, capsys):
+    run = _vqa_run(tmp_path, [{"question_id": 1, "answer": "yes"}], failed=[7])
+    with pytest.raises(ConfigError, match="incomplete run: 1 of 2 samples failed"):
+        export_submission(run, "vqav2")
+    target = export_submission(run, "vqav2", force=True)
+    assert json.loads(target.read_text()) == [{"question_id": 1, "answer": "yes"}, {"question_id": 7, "answer": ""}]
+    assert "submitted with empty answers: 7" in capsys.readouterr().err
+
+
+def test_row_count_must_match_the_run(tmp_path):
+    run = _vqa_run(tmp_path, [{"question_id": 1, "answer": "yes"}], n=5)
+    with pytest.raises(ConfigError, match="holds 1 rows and 0 samples failed, but the run has 5"):
+        export_submission(run, "vqav2")
+
+
+def _metrics(root, model, task, value, higher, ci=None):
+    run = root / model / task
+    run.mkdir(parents=True)
+    extra = {"ci95": ci} if ci else {}
+    (run / "metrics.json").write_text(json.dumps({
+        "task": task, "model": model, "n": 10, "n_errors": 1 if model == "b" else 0, "fingerprint": f"fp-{model}",
+        "versions": {"python": "3.11"}, "judges": [{"model": "openai-whisper", "path": "/c/medium.pt", "sha256": "ab12"}],
+        "metrics": {"score": {"value": value, "higher_is_better": higher, "variant": "v1", "provenance": "p",
+                              "scale": 100.0, "n": 10, "extra": extra}}}))
+
+
+def test_leaderboard_json_and_markdown_rank_in_each_metric_direction(tmp_path):
+    _metrics(tmp_path / "r1", "a", "wer_task", 0.10, False)
+    _metrics(tmp_path / "r2", "b", "wer_task", 0.05, False, ci=[0.04, 0.06])
+    _metrics(tmp_path / "r1", "a", "acc_task", 0.50, True)
+    _metrics(tmp_path / "r2", "b", "acc_task", 0.70, True)
+    board = leaderboard_json([tmp_path / "r1", tmp_path / "r2"])
+    entry = next(e for e in board["entries"] if e["model"] == "b" and e["task"] == "wer_task")
+    assert entry["metrics"]["score"]["reported"] == pytest.approx(5.0) and entry["metrics"]["score"]["ci95"] == [0.04, 0.06]
+    assert entry["complete"] is False and entry["fingerprint"] == "fp-b" and entry["judges"][0]["sha256"] == "ab12"
+    md = render_leaderboard(board)
+    acc = md.split("### acc_task")[1].split("###")[0]
+    wer = md.split("### wer_task")[1]
+    assert acc.index("| 1 | b |") < acc.index("| 2 | a |")  # higher is better
+    assert "| 1 | b | 5.00 ± 1.00 |" in wer and "| 2 | a | 10.00 |" in wer  # lower is better
+
+
+def test_cli(tmp_path):
+    _metrics(tmp_path / "r", "a", "t", 0.5, True)
+    out = subprocess.run([sys.executable, "-m", "mio_eval.cli", "leaderboard", str(tmp_path / "r")],
+                         capture_output=True, text=True)
+    assert out.returncode == 0 and "### t" in out.stdout
+    lb = subprocess.run([sys.executable, "-m", "mio_eval.cli", "export", "--format", "leaderboard", str(tmp_path / "r"),
+                         "--out", str(tmp_path / "lb.json")], capture_output=True, text=True)
+    assert lb.returncode == 0 and json.loads((tmp_path / "lb.json").read_text())["schema"] == "mio-eval-leaderboard/1"
+    bad = subprocess.run([sys.executable, "-m", "mio_eval.cli", "export", "--format", "vqav2", str(tmp_path / "r" / "a" / "t")],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "has no submission file" in bad.stderr
