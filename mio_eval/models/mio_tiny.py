@@ -20,7 +20,11 @@ inference code on it::
 * Image: ``mio_codecs.TinySeed`` (32 codes of 8192 per image) + a tiny ``StableUnCLIPImg2ImgPipeline``
   after diffusers' own test components (16x16 images, 2 inference steps).
 
-Everything is random: outputs are meaningless, only shapes, formats and code paths are real.
+Everything is random, with one arrangement (``script=True``, the default): the LLM is damped into
+a bigram chain so that after the chat template's final newline it answers with a fixed,
+well-formed multimodal script -- "MIO says hi", one image block of 32 codes, one speech block of
+4 x 25 codes, ``<|im_end|>`` -- whatever the task (see ``_script``). That lets tests check the
+parsing, repair-free decoding, media writing and judging end to end; the tokens are meaningless.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ import json
 import sys
 from pathlib import Path
 
-__all__ = ["build_tiny_mio", "TINY_SPEECH_CONFIG", "SPECIAL_PIECES"]
+__all__ = ["build_tiny_mio", "script_tokens", "TINY_SPEECH_CONFIG", "SPECIAL_PIECES", "SCRIPT_TEXT", "SCRIPT_FRAMES"]
 
 # Yi's user-defined pieces after <unk>, BOS, EOS; the names at ids 3-5 and 8 are a guess
 # (reference 6.1), what matters is <|im_start|>=6 and <|im_end|>=7 as in MIO's infer.py.
@@ -77,13 +81,52 @@ def _tokenizer(out: Path):
     return tok
 
 
-def _llm(out: Path, vocab_size: int, *, layers: int, context: int) -> None:
+SCRIPT_TEXT = "MIO says hi"
+SCRIPT_FRAMES = 25  # speech frames in the scripted answer (0.5 s at 50 frames/s)
+
+
+def script_tokens(tok, frames: int = SCRIPT_FRAMES) -> list[str]:
+    """The scripted answer as token strings: text, one image block (32 codes), one speech block
+    (content + three timbre runs of ``frames`` codes), ``<|im_end|>``. Every token is distinct,
+    so a bigram model can follow it."""
+    text = tok.convert_ids_to_tokens(tok.encode(SCRIPT_TEXT, add_special_tokens=False))
+    image = [f"<img{(97 * k + 5) % 8192}>" for k in range(32)]
+    speech = [f"<spch{layer * 1024 + (37 * k + 11 * layer) % 1024}>" for layer in range(4) for k in range(frames)]
+    tokens = [*text, "<image>", *image, "</image>", "<spch>", *speech, "</spch>", "<|im_end|>"]
+    assert len(set(tokens)) == len(tokens)
+    return tokens
+
+
+def _script(model, tok, *, scale: float = 10.0, damp: float = 0.1) -> None:
+    """Arrange the random LLM so that greedy, beam and top-p decoding follow ``script_tokens``
+    after the chat template's final newline: the attention output and MLP down projections are
+    damped (the residual stream stays close to the current token's embedding), and the LM-head
+    row of each script token is its predecessor's normalised embedding times ``scale`` (a
+    bigram chain; ``<|im_end|>`` -> ``<|endoftext|>`` ends Base generation too). The layers stay
+    random, so the context still moves the logits a little."""
+    import torch
+
+    chain = ["<0x0A>", *script_tokens(tok), "<|endoftext|>"]
+    ids = tok.convert_tokens_to_ids(chain)
+    with torch.no_grad():
+        for layer in model.model.layers:
+            layer.self_attn.o_proj.weight.mul_(damp)
+            layer.mlp.down_proj.weight.mul_(damp)
+        embed = model.model.embed_tokens.weight
+        head = model.lm_head.weight
+        for before, after in zip(ids, ids[1:]):
+            head[after] = scale * embed[before] / embed[before].norm()
+
+
+def _llm(out: Path, tok, *, layers: int, context: int, script: bool) -> None:
     from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
 
-    config = LlamaConfig(vocab_size=vocab_size, hidden_size=64, intermediate_size=128, num_hidden_layers=layers,
+    config = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=layers,
                          num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=context,
                          bos_token_id=1, eos_token_id=2, pad_token_id=0, tie_word_embeddings=False)
     model = LlamaForCausalLM(config)
+    if script:
+        _script(model, tok)
     model.save_pretrained(str(out), safe_serialization=True)
     GenerationConfig(bos_token_id=1, eos_token_id=2, pad_token_id=0).save_pretrained(str(out))
 
@@ -201,16 +244,17 @@ def _tiny_seed(out: Path, embed_dim: int) -> None:
 
 
 def build_tiny_mio(out_dir: str | Path, *, seed: int = 0, layers: int = 2, context: int = 4096,
-                   image: bool = True) -> Path:
+                   image: bool = True, script: bool = True) -> Path:
     """Write the tiny checkpoint into ``out_dir`` (created); ``image=False`` skips the image
-    tokenizer and unCLIP decoder (faster; image requests then fail per sample)."""
+    tokenizer and unCLIP decoder (faster; image requests then fail per sample); ``script=False``
+    leaves the LLM fully random (it then rarely writes a well-formed image or speech block)."""
     import torch
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
     tok = _tokenizer(out)
-    _llm(out, len(tok), layers=layers, context=context)
+    _llm(out, tok, layers=layers, context=context, script=script)
     _speech_tokenizer(out)
     if image:
         embed_dim = 32
@@ -224,8 +268,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("out_dir", help="directory to write the checkpoint into")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-image", action="store_true", help="skip the image tokenizer and unCLIP decoder")
+    parser.add_argument("--random", action="store_true", help="a fully random LLM (no scripted answer)")
     args = parser.parse_args(argv)
-    path = build_tiny_mio(args.out_dir, seed=args.seed, image=not args.no_image)
+    path = build_tiny_mio(args.out_dir, seed=args.seed, image=not args.no_image, script=not args.random)
     print(f"tiny MIO checkpoint written to {path}")
     return 0
 
