@@ -14,9 +14,9 @@ from typing import Any, Callable, ClassVar, Mapping, Sequence
 
 from mio_eval.metrics.normalizers import get_normalizer
 from mio_eval.metrics.wer import WER_MODES
-from mio_eval.tasks.base import Generated, InvalidOutput, ScoreReport
-from mio_eval.tasks.speech import WerScorer, check_wer_modes
-from mio_eval.types import Audio, Modality, Output, Request, Sample, Text
+from mio_eval.tasks.base import Generated, InvalidOutput, ScoreReport, describe_output
+from mio_eval.tasks.speech import WerScorer, audio_request, check_wer_modes
+from mio_eval.types import Modality, Output, Request, Sample
 
 __all__ = ["ASRTask"]
 
@@ -49,15 +49,12 @@ class ASRTask:
         return self.loader()
 
     def request(self, sample: Sample) -> Request:
-        audio = tuple(p for p in sample.parts if isinstance(p, Audio))
-        parts = audio + ((Text(self.prompt),) if self.prompt else ())
-        return Request(sample_id=sample.id, parts=parts, output_modality=Modality.TEXT, generation=self.generation,
-                       kind="asr")
+        return audio_request(sample, self.prompt, output_modality=Modality.TEXT, generation=self.generation,
+                             kind="asr")
 
     def prediction(self, sample: Sample, output: Output) -> str:
         if output.text is None:
-            kinds = ", ".join(sorted(m.value for m in output.modalities())) or "nothing"
-            raise InvalidOutput(f"expected a transcript, got {kinds}")
+            raise InvalidOutput(f"expected a transcript, got {describe_output(output)}")
         return output.text.strip()
 
     def score(self, generated: Sequence[Generated], *, work_dir: Path) -> ScoreReport:

@@ -82,3 +82,16 @@ class Task(Protocol):
         """Score every finished sample (corpus metrics see the whole split at once).
 
         ``work_dir`` is where a scorer may write files (a judge's own outputs)."""
+
+
+def describe_output(output: Output) -> str:
+    """What an output holds, for invalid-output reasons: ``"audio, text"`` or ``"nothing"``."""
+    return ", ".join(sorted(m.value for m in output.modalities())) or "nothing"
+
+
+def media_path(output: Output, kind: type, what: str) -> str:
+    """The path of the output's first ``kind`` part; InvalidOutput naming ``what`` was expected."""
+    found = [p for p in output.media if isinstance(p, kind)]
+    if not found:
+        raise InvalidOutput(f"expected {what}, got {describe_output(output)}")
+    return found[0].path

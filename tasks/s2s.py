@@ -21,9 +21,9 @@ from mio_eval.adapter import ModelAdapter
 from mio_eval.metrics.base import MetricResult
 from mio_eval.metrics.normalizers import get_normalizer
 from mio_eval.metrics.wer import WER_MODES
-from mio_eval.tasks.base import Generated, InvalidOutput, ScoreReport
-from mio_eval.tasks.speech import Transcriber, WerScorer, check_wer_modes
-from mio_eval.types import Audio, Modality, Output, Request, Sample, Text
+from mio_eval.tasks.base import Generated, ScoreReport, media_path
+from mio_eval.tasks.speech import Transcriber, WerScorer, audio_request, check_wer_modes
+from mio_eval.types import Audio, Modality, Output, Request, Sample
 
 __all__ = ["SpeechToSpeechTask", "answer_contained"]
 
@@ -68,17 +68,11 @@ class SpeechToSpeechTask:
         self.transcriber.preflight()
 
     def request(self, sample: Sample) -> Request:
-        audio = tuple(p for p in sample.parts if isinstance(p, Audio))
-        parts = audio + ((Text(self.prompt),) if self.prompt else ())
-        return Request(sample_id=sample.id, parts=parts, output_modality=Modality.AUDIO, generation=self.generation,
-                       kind="s2s")
+        return audio_request(sample, self.prompt, output_modality=Modality.AUDIO, generation=self.generation,
+                             kind="s2s")
 
     def prediction(self, sample: Sample, output: Output) -> str:
-        audio = [p for p in output.media if isinstance(p, Audio)]
-        if not audio:
-            kinds = ", ".join(sorted(m.value for m in output.modalities())) or "nothing"
-            raise InvalidOutput(f"expected a spoken answer, got {kinds}")
-        return audio[0].path
+        return media_path(output, Audio, "a spoken answer")
 
     def score(self, generated: Sequence[Generated], *, work_dir: Path) -> ScoreReport:
         ok = [g for g in generated if g.error is None]

@@ -10,16 +10,24 @@ utterance so a corpus number can be recomputed or re-aggregated from ``scores.js
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from mio_eval.adapter import ModelAdapter, check_capabilities
 from mio_eval.errors import ConfigError
 from mio_eval.metrics.base import MetricResult
 from mio_eval.metrics.normalizers import get_normalizer
 from mio_eval.metrics.wer import WER_MODES, WerCounts, WordErrorRate
-from mio_eval.types import Audio, Modality, Output, Request
+from mio_eval.types import Audio, Modality, Output, Request, Sample, Text
 
-__all__ = ["Transcriber", "WerScorer", "check_wer_modes"]
+__all__ = ["Transcriber", "WerScorer", "audio_request", "check_wer_modes"]
+
+
+def audio_request(sample: Sample, prompt: str | None, *, output_modality: Modality,
+                  generation: Mapping[str, Any], kind: str) -> Request:
+    """The sample's recordings, then the instruction (if any) as a text part."""
+    audio = tuple(p for p in sample.parts if isinstance(p, Audio))
+    parts = audio + ((Text(prompt),) if prompt else ())
+    return Request(sample_id=sample.id, parts=parts, output_modality=output_modality, generation=generation, kind=kind)
 
 
 def check_wer_modes(modes: Sequence[str]) -> tuple[str, ...]:

@@ -28,7 +28,7 @@ from mio_eval.adapter import ModelAdapter
 from mio_eval.errors import ConfigError
 from mio_eval.metrics.normalizers import get_normalizer
 from mio_eval.metrics.wer import WER_MODES
-from mio_eval.tasks.base import Generated, InvalidOutput, ScoreReport
+from mio_eval.tasks.base import Generated, ScoreReport, media_path
 from mio_eval.tasks.speech import Transcriber, WerScorer, check_wer_modes
 from mio_eval.types import Audio, Modality, Output, Request, Sample, Text
 
@@ -102,11 +102,7 @@ class TTSTask:
         )
 
     def prediction(self, sample: Sample, output: Output) -> str:
-        audio = [p for p in output.media if isinstance(p, Audio)]
-        if not audio:
-            kinds = ", ".join(sorted(m.value for m in output.modalities())) or "nothing"
-            raise InvalidOutput(f"expected audio, got {kinds}")
-        return audio[0].path
+        return media_path(output, Audio, "audio")
 
     def _speaker_reference(self, sample: Sample) -> str | None:
         key = "reference_audio" if self.speaker_reference == "reference" else "prompt_audio"
