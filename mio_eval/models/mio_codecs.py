@@ -133,12 +133,12 @@ class SpeechTokenizerCodec:
                 raise ConfigError(f"SpeechTokenizer file missing: {path}")
         import warnings
 
-        with warnings.catch_warnings():  # its SEANet uses @torch.jit.script (deprecated in torch 2.14)
+        self.config = json.loads(config_path.read_text(encoding="utf-8"))
+        with warnings.catch_warnings():  # torch.jit.script and weight_norm deprecations in its code
             warnings.simplefilter("ignore", FutureWarning)
             from speechtokenizer.model import SpeechTokenizer
 
-        self.config = json.loads(config_path.read_text(encoding="utf-8"))
-        model = SpeechTokenizer(self.config)
+            model = SpeechTokenizer(self.config)
         model.load_state_dict(_torch_load(weights))
         self.model = model.to(device).eval()
         self.device = device

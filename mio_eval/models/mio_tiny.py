@@ -140,7 +140,7 @@ def _speech_tokenizer(out: Path) -> None:
         warnings.simplefilter("ignore", FutureWarning)
         from speechtokenizer.model import SpeechTokenizer
 
-    model = SpeechTokenizer(TINY_SPEECH_CONFIG).eval()
+        model = SpeechTokenizer(TINY_SPEECH_CONFIG).eval()
     _init_codebooks(model, torch.randn(2, 1, 48000) * 0.1)
     folder = out / "SpeechTokenizer"
     folder.mkdir(parents=True, exist_ok=True)
