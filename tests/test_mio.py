@@ -497,3 +497,21 @@ def test_script_tokens_shape(mio):
     tokens = script_tokens(mio.tokenizer)
     assert len(tokens) == N_SCRIPT and tokens[-1] == "<|im_end|>"
     assert "".join(tokens[:9]).replace("▁", " ") == SCRIPT_TEXT
+
+
+def test_mmlu_by_loglikelihood_end_to_end(tiny_mio, tmp_path):
+    import csv
+
+    root = tmp_path / "mmlu"
+    for split, rows in (("test", [("Who wrote the Republic?", "Plato", "Kant", "Hume", "Locke", "A"),
+                                  ("Ethics of duty?", "Utilitarianism", "Egoism", "Deontology", "Nihilism", "C")]),
+                        ("dev", [("Q0?", "a", "b", "c", "d", "B")])):
+        path = root / "data" / split / f"philosophy_{split}.csv"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "w", encoding="utf-8", newline="") as fh:
+            csv.writer(fh).writerows(rows)
+    metrics = run("mmlu", "mio_tiny", _overrides(tiny_mio, tmp_path / "results", f"task.loader.root={root}",
+                                                 "task.loader.expected_size=null"))
+    assert metrics["n"] == 2 and metrics["n_errors"] == 0 and "accuracy" in metrics["metrics"]
+    records = _lines(tmp_path / "results" / "mio_tiny" / "mmlu" / "predictions.jsonl")
+    assert all(len(r["output"]["logprobs"]) == 4 for r in records)
