@@ -19,6 +19,9 @@ pip_install() { python3 -m pip install -q --root-user-action=ignore --disable-pi
 pip_install --upgrade pip "setuptools>=77" wheel
 pip_install -c constraints.txt torch
 pip_install -c constraints.txt -e ".[dev]"
+# MIO's speech codec: its PyPI metadata asks for torchaudio, which does not import beside these
+# torch builds and is not used by the model code, hence --no-deps (its einops comes with [mio]).
+pip_install --no-deps "speechtokenizer==0.1.2"
 command -v pyenv >/dev/null && pyenv rehash || true   # expose the new console scripts
 mio-eval --help >/dev/null
 echo "mio-eval is installed: $(command -v mio-eval)"
