@@ -44,7 +44,6 @@ Each scoring pass also writes the benchmark's output template (``evaluation/outp
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any, ClassVar, Mapping, Sequence

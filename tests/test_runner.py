@@ -11,7 +11,7 @@ from mio_eval.metrics.base import MetricResult
 from mio_eval.models.dummy import DummyAdapter
 from mio_eval.runner import RunnerSettings, evaluate
 from mio_eval.tasks.base import InvalidOutput, ScoreReport, Task
-from mio_eval.types import Modality, Output, Request, Sample, Text
+from mio_eval.types import Modality, Request, Sample, Text
 
 
 class EchoTask:
