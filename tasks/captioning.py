@@ -64,7 +64,7 @@ class CaptionTask:
     def request(self, sample: Sample) -> Request:
         images = [p for p in sample.parts if isinstance(p, Image)]
         return Request(sample_id=sample.id, parts=render(self.prompt, images),
-                       output_modality=Modality.TEXT, generation=self.generation)
+                       output_modality=Modality.TEXT, generation=self.generation, kind="caption")
 
     def prediction(self, sample: Sample, output: Output) -> str:
         if output.text is None:

@@ -101,10 +101,10 @@ class MultipleChoiceTask:
         media = [p for p in sample.parts if isinstance(p, (Image, Video))]
         if self.scoring == "likelihood":
             return Request(sample_id=sample.id, parts=render(self.likelihood_prompt, media, **self._fields(sample)),
-                           output_modality=Modality.TEXT, generation=self.generation,
+                           output_modality=Modality.TEXT, generation=self.generation, kind="mcq",
                            continuations=tuple(self.continuation_prefix + c for c in sample.choices))
         return Request(sample_id=sample.id, parts=render(self.generate_prompt, media, **self._fields(sample)),
-                       output_modality=Modality.TEXT, generation=self.generation)
+                       output_modality=Modality.TEXT, generation=self.generation, kind="mcq")
 
     def prediction(self, sample: Sample, output: Output) -> str | None:
         n = len(sample.choices)

@@ -85,7 +85,7 @@ class VQATask:
     def request(self, sample: Sample) -> Request:
         images = [p for p in sample.parts if isinstance(p, Image)]
         return Request(sample_id=sample.id, parts=render(self.prompt, images, question=self.question(sample)),
-                       output_modality=Modality.TEXT, generation=self.generation)
+                       output_modality=Modality.TEXT, generation=self.generation, kind="vqa")
 
     def prediction(self, sample: Sample, output: Output) -> str:
         if output.text is None:

@@ -663,3 +663,28 @@ def test_caption_full_scores_are_passed_through(data, tmp_path, monkeypatch):
     assert values["meteor"] == 0.25 and values["cider"] > 0  # CIDEr from CiderD, not the duplicate
     assert all(m.scale == 100.0 and m.n == 3 for m in report.metrics)
     assert (tmp_path / "run" / "captions_karpathy_test_results.json").is_file()
+
+
+def test_image_tasks_run_on_tiny_mio(data, tmp_path):
+    """Captioning and VQA through the MIO adapter on the tiny checkpoint: the scripted model
+    answers "MIO says hi" plus image and speech blocks, which are stripped from the text answer."""
+    from mio_eval.models.mio_tiny import build_tiny_mio
+
+    ckpt = build_tiny_mio(tmp_path / "mio")
+    for task in ("caption_coco_karpathy", "vqav2_val"):
+        metrics = run(task, "mio_tiny", [f"paths.results_dir={tmp_path / 'r'}", "runner.progress=false",
+                                         f"paths.data_dir={data}", f"model.path={ckpt}", "runner.batch_size=2"])
+        assert metrics["n_errors"] == 0, task
+        records = _lines(tmp_path / "r" / "mio_tiny" / task / "predictions.jsonl")
+        assert {r["prediction"] for r in records} == {"MIO says hi"}, task
+        assert metrics["model_provenance"]["outputs"], task  # stripped stray tokens are counted
+
+
+def test_vqav2_testdev_submission_exports_and_validates(data, tmp_path):
+    from mio_eval.export import export_submission, validate_submission
+
+    run("vqav2_testdev", "dummy", [f"paths.results_dir={tmp_path}", "runner.progress=false",
+                                   f"paths.data_dir={data}", "model.response='Two'"])
+    target = export_submission(tmp_path / "dummy" / "vqav2_testdev", "vqav2")
+    rows = json.loads(target.read_text())
+    assert rows and validate_submission(rows, "vqav2") == [] and {r["answer"] for r in rows} == {"2"}
