@@ -12,8 +12,8 @@ import logging
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from mio_eval.atomic import atomic_path
 from mio_eval.errors import ConfigError
+from mio_eval.tasks.loaders.hf import materialize
 
 __all__ = ["read_json", "missing_files_error", "check_files", "materialize_image", "hf_cache_dir",
            "check_size", "IMAGE_SUFFIXES"]
@@ -70,23 +70,9 @@ def _suffix(data: bytes, name: str) -> str:
 
 def materialize_image(value: Any, *, base: Path, cache_dir: Path) -> Path:
     """A local file for an undecoded HF image cell (``{"bytes", "path"}``): the embedded bytes
-    written once to ``<cache_dir>/<sha1>.<ext>``, or the stored path (relative to ``base``)."""
-    if isinstance(value, str):
-        value = {"path": value, "bytes": None}
-    if not isinstance(value, dict):
-        raise ConfigError(f"unexpected image cell of type {type(value).__name__}")
-    data, name = value.get("bytes"), value.get("path") or ""
-    if data:
-        target = cache_dir / f"{hashlib.sha1(data).hexdigest()[:20]}{_suffix(data, name)}"
-        if not target.is_file():
-            cache_dir.mkdir(parents=True, exist_ok=True)
-            with atomic_path(target) as tmp:
-                tmp.write_bytes(data)
-        return target
-    if not name:
-        raise ConfigError("image cell holds neither bytes nor a path")
-    path = Path(name)
-    return path if path.is_absolute() else base / path
+    written once to ``<cache_dir>/<sha1>.<ext>`` (suffix sniffed from the bytes when the cell
+    has no name), or the stored path (relative to ``base``)."""
+    return materialize(value, base=base, cache_dir=cache_dir, what="image", suffix=_suffix)
 
 
 def check_size(n: int, expected: int | None, what: str, *, limited: bool) -> None:

@@ -19,7 +19,7 @@ from pathlib import Path
 from mio_eval.errors import ConfigError
 from mio_eval.tasks.loaders._images import (check_files, check_size, hf_cache_dir, materialize_image,
                                             read_json)
-from mio_eval.tasks.loaders.hf_speech import read_hf_table
+from mio_eval.tasks.loaders.hf import read_hf_table
 from mio_eval.types import Image, Sample
 
 __all__ = ["COCOCaptionsLoader", "COCO_CAPTION_SIZES"]

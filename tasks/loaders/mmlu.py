@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from mio_eval.errors import ConfigError
-from mio_eval.tasks.loaders.hf_speech import read_hf_table
+from mio_eval.tasks.loaders.hf import read_hf_table
 from mio_eval.types import Sample, Text
 
 __all__ = [

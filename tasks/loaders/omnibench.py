@@ -28,7 +28,7 @@ from typing import Any, Mapping, Sequence
 
 from mio_eval.errors import ConfigError
 from mio_eval.metrics.choice import choice_letter
-from mio_eval.tasks.loaders.hf_speech import _materialize, read_hf_table
+from mio_eval.tasks.loaders.hf import materialize, read_hf_table
 from mio_eval.types import Audio, Image, Sample
 
 __all__ = ["OmniBenchLoader", "ANNOTATIONS", "TOTAL", "slug", "gold_index"]
@@ -161,8 +161,8 @@ class OmniBenchLoader:
                 raise ConfigError(f"{where}: duplicate index {sample_id}")
             seen.add(sample_id)
             if kind == "hf":
-                image = _materialize(_named(row.get("image"), row.get("image_path"), ".png"), base=base, cache_dir=cache)
-                audio = _materialize(_named(row.get("audio"), row.get("audio_path"), ".mp3"), base=base, cache_dir=cache)
+                image = materialize(_named(row.get("image"), row.get("image_path"), ".png"), base=base, cache_dir=cache)
+                audio = materialize(_named(row.get("audio"), row.get("audio_path"), ".mp3"), base=base, cache_dir=cache)
             else:
                 image = self._media_path(str(row.get("image_path") or ""), "image", base)
                 audio = self._media_path(str(row.get("audio_path") or ""), "audio", base)

@@ -36,7 +36,7 @@ from typing import Any, Mapping, Sequence
 from mio_eval.errors import ConfigError, MediaError
 from mio_eval.tasks.loaders._images import (IMAGE_SUFFIXES, check_files, check_size, hf_cache_dir,
                                             materialize_image, read_json)
-from mio_eval.tasks.loaders.hf_speech import read_hf_table
+from mio_eval.tasks.loaders.hf import read_hf_table
 from mio_eval.types import Image, Part, Sample, Video
 
 __all__ = ["SEEDBenchLoader", "HFSEEDBenchLoader", "SEED_DIMENSIONS", "SEED_SIZES", "extract_frames"]
