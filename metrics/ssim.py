@@ -58,7 +58,8 @@ def ssim_settings(*, variant: str = "skimage", resize: str = "reference", color:
     import skimage
 
     return {"variant": variant, "skimage_kwargs": dict(SSIM_VARIANTS[variant]), "data_range": DATA_RANGE,
-            "resize": "generated -> reference size, PIL bilinear" if resize == "reference" else "none (sizes must match)",
+            "resize": ("generated -> reference size, PIL bilinear" if resize == "reference"
+                       else "none (sizes must match)"),
             "color": "RGB, channel_axis=-1 (mean of per-channel SSIM)" if color == "rgb" else "PIL convert('L')",
             "scikit-image": skimage.__version__}
 
