@@ -125,7 +125,7 @@ class AestheticPredictor:
         return scores
 
     def provenance(self) -> Mapping[str, Any]:
-        info: dict[str, Any] = {"metric": "aesthetic_predictor_v2.5", "model_id": self.model_id,
+        info: dict[str, Any] = {"metric": "aesthetic_predictor_v2.5", "model": self.model_id, "model_id": self.model_id,
                                 "encoder_path": self.encoder_path, "head_path": self.head_path, "dtype": self.dtype,
                                 "reference": "discus0434/aesthetic-predictor-v2-5 @ c0e1556 siglip_v2_5.py"}
         if self._model is not None:

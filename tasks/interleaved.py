@@ -146,5 +146,6 @@ class StoryTask:
         settings = {"n_context": self.n_context, "context_images": self.context_images, "prompt": self.prompt,
                     "text_field": getattr(self.loader, "text_field", None),
                     "stories_dropped_for_missing_images": getattr(self.loader, "dropped", None), "clip_model": model}
-        return ScoreReport(metrics=metrics, per_sample=tuple(rows), judges=(dict(self.clip.provenance()),),
+        judge = {"model": self.clip.model_id, **dict(self.clip.provenance())}
+        return ScoreReport(metrics=metrics, per_sample=tuple(rows), judges=(judge,),
                            settings=settings)

@@ -256,7 +256,7 @@ class TextToImageTask:
                       scale=100.0, provenance="max(100*cos(image, prompt caption), 0) (torchmetrics CLIPScore)",
                       model=model),
             ]
-            judges.append(dict(self.clip.provenance()))
+            judges.append({"model": self.clip.model_id, **dict(self.clip.provenance())})
         metrics.append(self._ssim.compute())
         if self.aesthetic is not None:
             scores = self.aesthetic(gen_images) if gen_images else []

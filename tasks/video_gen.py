@@ -183,5 +183,6 @@ class VideoGenerationTask:
         )
         settings = {"output": self.output, "fps": self.fps, "num_frames": self.num_frames, "prompt": self.prompt,
                     "video_writer": "PyAV libx264 yuv420p", "clip_model": model}
-        return ScoreReport(metrics=metrics, per_sample=tuple(rows), judges=(dict(self.clip.provenance()),),
+        judge = {"model": self.clip.model_id, **dict(self.clip.provenance())}
+        return ScoreReport(metrics=metrics, per_sample=tuple(rows), judges=(judge,),
                            settings=settings)

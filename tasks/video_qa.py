@@ -199,7 +199,8 @@ class VideoQATask:
                                     "n_frames_errors": sum(1 for r in rows if r.get("frames_error"))}
         if self.judge is not None:
             metrics += self._judge(generated, rows, Path(work_dir))
-            judges.append({"role": "video-chatgpt judge", "name": self.judge.name, **dict(self.judge.provenance())})
+            judges.append({"model": self.judge.name, **dict(self.judge.provenance()), "role": "video-chatgpt judge",
+                           "name": self.judge.name})
             settings.update(judge_model=self.judge.name, judge_protocol="Video-ChatGPT evaluate_activitynet_qa.py "
                             "@659e04b (system text prepended to the user message)",
                             judge_generation=dict(self.judge_generation))
