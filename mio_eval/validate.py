@@ -20,8 +20,15 @@ __all__ = ["validate", "main"]
 _SHOWN = 3
 
 
+# Metadata keys that name a file scoring will read (ground-truth image of text-to-image,
+# reference recording for speaker similarity, ...).
+_REFERENCE_KEYS = ("image", "reference_image", "reference_audio", "reference_video", "prompt_audio")
+
+
 def _media_paths(sample) -> list[str]:
-    return [p.path for p in sample.parts if getattr(p, "path", None)]
+    paths = [p.path for p in sample.parts if getattr(p, "path", None)]
+    paths += [str(sample.metadata[k]) for k in _REFERENCE_KEYS if isinstance(sample.metadata.get(k), str)]
+    return list(dict.fromkeys(paths))
 
 
 def _checkpoint_paths(obj: Any, label: str) -> list[tuple[str, str]]:
