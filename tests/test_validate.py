@@ -62,3 +62,12 @@ def test_cli_exit_codes_and_nothing_written(tmp_path):
     assert proc.stderr.splitlines() == [
         f"mio-eval validate: data: LibriSpeech split 'test-clean' not found: no {tmp_path}/LibriSpeech/test-clean directory"]
     assert not (tmp_path / "results").exists()
+
+
+def test_reference_files_named_in_metadata_are_checked():
+    from mio_eval.types import Sample, Text
+    from mio_eval.validate import _media_paths
+
+    sample = Sample(id="1", parts=(Text("a red bus"),), targets=("/gt/1.jpg",),
+                    metadata={"image": "/gt/1.jpg", "caption": "a red bus", "speaker": "p225"})
+    assert _media_paths(sample) == ["/gt/1.jpg"]
