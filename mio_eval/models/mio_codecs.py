@@ -15,10 +15,12 @@
     decode: codebook -> MLP -> flatten 32x32 -> linear -> unCLIP embedding -> a tiny unCLIP
     pipeline). It is NOT the SEED architecture (no EVA-ViT-g, no causal Q-Former); it exists so
     the adapter's image path runs end to end on CPU. ``python -m mio_eval.models.mio_tiny`` builds it.
-  - the real SEED tokenizer (``seed-tokenizer-2/seed_quantizer.pt`` + ``eva_vit_g.pth``) is NOT
-    implemented yet: a checkpoint that has only it gets ``UnavailableImageCodec``, whose every
-    call raises ``ImageCodecError`` -- so image requests fail per sample with that reason while
-    text and speech tasks on the same checkpoint run.
+  - ``seed_tokenizer.SeedCodec``: the native SEED tokenizer (EVA-ViT-g, causal Q-Former, 8192-code
+    quantizer; parity-checked against the original code) from ``seed-tokenizer-2/seed_quantizer.pt``
+    + ``eva_vit_g.pth``. If ``eva_vit_g.pth`` is absent (MIO would download it) or a file cannot
+    be loaded, the checkpoint gets ``UnavailableImageCodec``, whose every call raises
+    ``ImageCodecError`` with that one-line reason -- image requests fail per sample while text and
+    speech tasks on the same checkpoint run.
 
 Decoders load lazily (MIO loads the SD-unCLIP decoder even for text tasks: reference section 7,
 pitfall 2); the diffusion latents are drawn once from a seeded generator (pitfall 16: MIO draws
@@ -322,9 +324,15 @@ def load_image_codec(checkpoint: str | Path, *, device: str = "cpu", seed: int =
     seed_dir = Path(checkpoint) / SEED_DIR
     if (seed_dir / TINY_SEED_CONFIG).is_file():
         return TinySeedCodec(checkpoint, device=device, seed=seed)
-    if (seed_dir / "seed_quantizer.pt").is_file():
-        return UnavailableImageCodec(
-            "the SEED image tokenizer (seed-tokenizer-2/seed_quantizer.pt) is not implemented in mio_eval yet "
-            "(issue #4): image input and output need it")
+    if (seed_dir / "seed_quantizer.pt").is_file() or (seed_dir / "seed_quantizer.safetensors").is_file():
+        from mio_eval.models.seed_tokenizer import EVA_VIT_FILE, SeedCodec
+
+        if not any((seed_dir / name).is_file() for name in (EVA_VIT_FILE, "eva_vit_g.safetensors")):
+            return UnavailableImageCodec(f"SEED image tokenizer file missing: {seed_dir / EVA_VIT_FILE} (MIO downloads it "
+                                         "from the LAVIS bucket; put it there)")
+        try:
+            return SeedCodec(checkpoint, device=device, seed=seed)
+        except ConfigError as exc:
+            return UnavailableImageCodec(str(exc))
     return UnavailableImageCodec(f"no image tokenizer in the checkpoint ({seed_dir} has neither "
                                  f"seed_quantizer.pt nor {TINY_SEED_CONFIG})")
