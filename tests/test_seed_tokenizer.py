@@ -265,3 +265,14 @@ def test_unclip_dir_is_loaded_lazily(tmp_path):
     assert len(codes) == 32 and codec._pipeline is None
     with pytest.raises(ImageCodecError, match=UNCLIP_DIR):
         codec.decode(codes)
+
+
+def test_the_tiny_mio_checkpoint_carries_a_tiny_real_architecture_seed(tmp_path):
+    from mio_eval.models.mio_tiny import _tiny_seed
+
+    _tiny_seed(tmp_path, 32)
+    assert sorted(p.name for p in (tmp_path / SEED_DIR).iterdir()) == [EVA_VIT_FILE, "seed_config.json",
+                                                                      SEED_QUANTIZER_FILE]
+    codec = load_image_codec(tmp_path)
+    assert isinstance(codec, SeedCodec) and codec.num_inference_steps == 2
+    assert codec.config.image_features_dim == 32 and len(codec.encode(_image(7))) == 32

@@ -13,8 +13,9 @@
   - ``TinySeedCodec``: a tiny RANDOM stand-in with the same interface (``TinySeed`` below:
     patchify conv -> 32 learned queries through one attention layer -> nearest codebook entry;
     decode: codebook -> MLP -> flatten 32x32 -> linear -> unCLIP embedding -> a tiny unCLIP
-    pipeline). It is NOT the SEED architecture (no EVA-ViT-g, no causal Q-Former); it exists so
-    the adapter's image path runs end to end on CPU. ``python -m mio_eval.models.mio_tiny`` builds it.
+    pipeline). It is NOT the SEED architecture (no EVA-ViT-g, no causal Q-Former); checkpoints
+    with ``seed-tokenizer-2/tiny_seed.json`` get it. ``python -m mio_eval.models.mio_tiny`` now
+    builds a tiny real-architecture SEED tokenizer instead (served by ``SeedCodec`` below).
   - ``seed_tokenizer.SeedCodec``: the native SEED tokenizer (EVA-ViT-g, causal Q-Former, 8192-code
     quantizer; parity-checked against the original code) from ``seed-tokenizer-2/seed_quantizer.pt``
     + ``eva_vit_g.pth``. If ``eva_vit_g.pth`` is absent (MIO would download it) or a file cannot

@@ -8,7 +8,8 @@ inference code on it::
               tokenizer.model tokenizer_config.json added_tokens.json   slow LlamaTokenizer
               special_tokens_map.json
               SpeechTokenizer/{config.json,SpeechTokenizer.pt}           real speechtokenizer classes
-              seed-tokenizer-2/{tiny_seed.json,tiny_seed.pt}            random SEED stand-in (NOT SEED)
+              seed-tokenizer-2/{seed_quantizer.pt,eva_vit_g.pth,         tiny SEED tokenizer: the real architecture
+                                seed_config.json}                        (seed_tokenizer.py) at tiny widths
               stable-diffusion-2-1-unclip/                               tiny diffusers unCLIP pipeline
 
 * Text tokenizer: a SentencePiece BPE model trained in memory on a few sentences, Yi-like ids
@@ -17,7 +18,9 @@ inference code on it::
   ``<img0..8191>``, ``<spch0..4095>``, ``<image>``, ``</image>``, ``<spch>``, ``</spch>``.
 * SpeechTokenizer: the ``speechtokenizer`` package's own model at a tiny width, codebooks
   initialised from encoded random audio (otherwise every code is 0; see ``_init_codebooks``).
-* Image: ``mio_codecs.TinySeed`` (32 codes of 8192 per image) + a tiny ``StableUnCLIPImg2ImgPipeline``
+* Image: ``seed_tokenizer.build_tiny_seed`` -- SEED's EVA-ViT / causal Q-Former / 8192 x 32
+  quantizer / unCLIP-embedding MLP at tiny widths, in the released file layout and loaded by the
+  same code as the real files (32 codes of 8192 per image) -- + a tiny ``StableUnCLIPImg2ImgPipeline``
   after diffusers' own test components (16x16 images, 2 inference steps).
 
 Everything is random, with one arrangement (``script=True``, the default): the LLM is damped into
@@ -225,6 +228,19 @@ def _unclip(out: Path, embed_dim: int) -> None:
 
 
 def _tiny_seed(out: Path, embed_dim: int) -> None:
+    """The tiny SEED tokenizer (real architecture) in ``seed-tokenizer-2/``."""
+    from dataclasses import replace
+
+    from mio_eval.models.mio_codecs import SEED_DIR
+    from mio_eval.models.seed_tokenizer import TINY_SEED_CONFIG, build_tiny_seed
+
+    build_tiny_seed(out / SEED_DIR, config=replace(TINY_SEED_CONFIG, image_features_dim=embed_dim),
+                    num_inference_steps=2)
+
+
+def _tiny_seed_standin(out: Path, embed_dim: int) -> None:
+    """The older random stand-in (``mio_codecs.TinySeed``, NOT the SEED architecture); unused by
+    ``build_tiny_mio``, kept so that checkpoints carrying ``tiny_seed.json`` can still be made."""
     import torch
 
     from mio_eval.models.mio_codecs import SEED_DIR, TINY_SEED_CONFIG, TINY_SEED_WEIGHTS, TinySeed
