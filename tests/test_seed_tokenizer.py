@@ -276,3 +276,12 @@ def test_the_tiny_mio_checkpoint_carries_a_tiny_real_architecture_seed(tmp_path)
     codec = load_image_codec(tmp_path)
     assert isinstance(codec, SeedCodec) and codec.num_inference_steps == 2
     assert codec.config.image_features_dim == 32 and len(codec.encode(_image(7))) == 32
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_half_precision_runs_on_cpu(checkpoint, dtype):
+    """MIO runs SEED in fp16 (``ln_vision`` normalises in fp32 whatever the weights' dtype)."""
+    codec = SeedCodec(checkpoint, dtype=dtype)
+    codes = codec.encode(_image(8))
+    assert len(codes) == 32 and all(0 <= c < 8192 for c in codes)
+    assert codec.embedding(codes).dtype == getattr(torch, dtype)

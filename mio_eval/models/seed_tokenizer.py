@@ -198,7 +198,9 @@ def _classes():
         """BLIP-2's ``ln_vision``: normalise in fp32, return the input dtype."""
 
         def forward(self, x):
-            return super().forward(x.float()).to(x.dtype)
+            weight = None if self.weight is None else self.weight.float()
+            bias = None if self.bias is None else self.bias.float()
+            return F.layer_norm(x.float(), self.normalized_shape, weight, bias, self.eps).to(x.dtype)
 
     # EVA-ViT-g --------------------------------------------------------------------------------
     class PatchEmbed(nn.Module):
