@@ -39,6 +39,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from mio_eval.errors import ConfigError, MediaError
+from mio_eval.media import read_video_frames  # noqa: F401 - re-exported
 from mio_eval.metrics.base import MetricResult
 
 __all__ = [
@@ -251,23 +252,6 @@ class ResNet50Features:
 
 
 # --- video frames ---------------------------------------------------------------------------------
-
-
-def read_video_frames(path) -> list:
-    """Every frame of a video as PIL RGB images (PyAV); unreadable or empty -> MediaError."""
-    import av
-
-    path = Path(path)
-    if not path.is_file():
-        raise MediaError(f"video not found: {path}")
-    try:
-        with av.open(str(path)) as container:
-            frames = [frame.to_image().convert("RGB") for frame in container.decode(video=0)]
-    except (av.error.FFmpegError, IndexError, ValueError) as exc:
-        raise MediaError(f"cannot decode video {path}: {' '.join(str(exc).split())}") from None
-    if not frames:
-        raise MediaError(f"video has no frames: {path}")
-    return frames
 
 
 def uniform_indices(total: int, n: int) -> list[int]:

@@ -23,7 +23,8 @@ from mio_eval.atomic import atomic_path
 from mio_eval.errors import MediaError
 
 __all__ = ["AUDIO_PROCESSING", "AudioData", "load_audio", "load_image", "resample", "save_audio", "output_path",
-           "video_frames"]
+           "video_frames", "read_video_frames", "scene_keyframes", "stride_indices", "VIDEO_FRAME_MODES",
+           "select_video_frames"]
 
 AUDIO_PROCESSING = {
     "decoder": "soundfile (libsndfile); PyAV for formats libsndfile cannot open",
@@ -255,3 +256,66 @@ def video_frames(path: str | Path, n: int) -> list:
         raise
     except Exception as exc:  # av.error.*, IndexError on a stream-less container, ...
         raise MediaError(f"cannot decode video {path.name}: {exc}") from None
+
+
+def read_video_frames(path) -> list:
+    """Every frame of a video as PIL RGB images (PyAV); unreadable or empty -> MediaError."""
+    import av
+
+    path = Path(path)
+    if not path.is_file():
+        raise MediaError(f"video not found: {path}")
+    try:
+        with av.open(str(path)) as container:
+            frames = [frame.to_image().convert("RGB") for frame in container.decode(video=0)]
+    except (av.error.FFmpegError, IndexError, ValueError) as exc:
+        raise MediaError(f"cannot decode video {path}: {' '.join(str(exc).split())}") from None
+    if not frames:
+        raise MediaError(f"video has no frames: {path}")
+    return frames
+
+
+def _grey(frame) -> np.ndarray:
+    # OpenCV's BGR2GRAY weights, rounded to integers
+    return np.rint(np.asarray(frame, dtype=np.float64) @ np.array([0.299, 0.587, 0.114])).astype(np.int16)
+
+
+def stride_indices(total: int) -> list[int]:
+    """MIO ``utils.extract_frames`` with ``force_uniform``: every ``max(1, total // 10)``-th frame
+    (about 10 frames, sometimes 11)."""
+    return list(range(0, total, max(1, total // 10)))
+
+
+def scene_keyframes(frames, *, threshold: float = 20.0, max_frames: int = 10) -> list[int]:
+    """One frame per scene: frame 0 plus each frame whose mean absolute grey difference to the
+    previous frame exceeds ``threshold`` (an approximation of PySceneDetect's ContentDetector, which
+    MIO's ``extract_frames`` uses); no scene change -> MIO's uniform fallback (``stride_indices``);
+    more than ``max_frames`` scenes -> ``max_frames`` evenly chosen among them."""
+    keys, prev = [], None
+    for i, frame in enumerate(frames):
+        grey = _grey(frame)
+        if prev is None or float(np.mean(np.abs(grey - prev))) > threshold:
+            keys.append(i)
+        prev = grey
+    if len(keys) <= 1:
+        return stride_indices(len(frames))
+    if len(keys) > max_frames:
+        keys = [keys[i] for i in np.linspace(0, len(keys) - 1, max_frames).round().astype(int)]
+    return keys
+
+
+VIDEO_FRAME_MODES = ("uniform", "keyframes", "mio_stride")
+
+
+def select_video_frames(path, *, mode: str, n: int, threshold: float = 20.0) -> list:
+    """A video's frames as PIL images, in time order: ``uniform`` (``n`` evenly spaced),
+    ``keyframes`` (one per scene, at most ``n``; MIO Instruct) or ``mio_stride`` (every
+    ``total // 10``-th frame; MIO Base captioning)."""
+    if mode == "uniform":
+        return video_frames(path, n)
+    if mode not in VIDEO_FRAME_MODES:
+        raise MediaError(f"unknown video frame mode {mode!r}; choose from {', '.join(VIDEO_FRAME_MODES)}")
+    frames = read_video_frames(path)
+    picks = scene_keyframes(frames, threshold=threshold, max_frames=n) if mode == "keyframes" \
+        else stride_indices(len(frames))
+    return [frames[i] for i in picks]

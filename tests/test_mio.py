@@ -12,6 +12,7 @@ known token counts. The expected prompt strings below are copied from MIO's ``in
 from __future__ import annotations
 
 import json
+import re
 import socket
 import subprocess
 
@@ -515,3 +516,34 @@ def test_mmlu_by_loglikelihood_end_to_end(tiny_mio, tmp_path):
     assert metrics["n"] == 2 and metrics["n_errors"] == 0 and "accuracy" in metrics["metrics"]
     records = _lines(tmp_path / "results" / "mio_tiny" / "mmlu" / "predictions.jsonl")
     assert all(len(r["output"]["logprobs"]) == 4 for r in records)
+
+
+def test_video_frame_modes_keyframes_and_mio_stride(mio, tmp_path):
+    """Instruct MIO takes one frame per scene, Base captioning every total//10-th frame; the number
+    of image blocks in the prompt follows the frames actually taken."""
+    import av
+
+    from mio_eval.media import read_video_frames, scene_keyframes
+
+    clip = tmp_path / "scenes.mp4"
+    with av.open(str(clip), "w") as container:
+        stream = container.add_stream("mpeg4", rate=5)
+        stream.width, stream.height, stream.pix_fmt = 32, 32, "yuv420p"
+        for grey in (0, 120, 240):  # three scenes of four frames
+            for _ in range(4):
+                frame = av.VideoFrame.from_ndarray(np.full((32, 32, 3), grey, dtype=np.uint8), format="rgb24")
+                for packet in stream.encode(frame):
+                    container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    assert scene_keyframes(read_video_frames(clip)) == [0, 4, 8]
+    counts = {}
+    for mode in ("keyframes", "mio_stride", "uniform"):
+        request = Request("s", (Video(str(clip)), Text("What happens?")), kind="video_qa",
+                          generation={"video_frames": 5, "video_frame_mode": mode})
+        prompt, text = mio.render(request)
+        counts[mode] = text.count("<image>")
+        assert len(re.findall(r"<image_placeholder_\d+>", prompt.text)) == counts[mode]
+    assert counts == {"keyframes": 3, "mio_stride": 12, "uniform": 5}
+    with pytest.raises(ConfigError, match="video_frame_mode must be one of"):
+        MIOAdapter(str(mio.path), video_frame_mode="scenes")

@@ -40,8 +40,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+import numpy as np
+
 from mio_eval.errors import ConfigError, MediaError
-from mio_eval.media import load_audio, output_path, save_audio
+from mio_eval.media import VIDEO_FRAME_MODES, load_audio, load_image, output_path, save_audio, select_video_frames
 from mio_eval.models.hf_lm import (
     Decoding,
     SampleError,
@@ -366,6 +368,7 @@ class MIOAdapter:
         attn_implementation: str | None = None,
         max_length: int | None = None,
         video_frames: int = DEFAULT_VIDEO_FRAMES,
+        video_frame_mode: str = "uniform",
         speech_policy: str = "repair",
         image_policy: str = "repair",
         image_seed: int = 0,
@@ -377,6 +380,8 @@ class MIOAdapter:
                 raise ConfigError(f"{what} must be one of {', '.join(SPEECH_POLICIES)}, got {policy!r}")
         if int(video_frames) < 1:
             raise ConfigError(f"video_frames must be >= 1, got {video_frames}")
+        if video_frame_mode not in VIDEO_FRAME_MODES:
+            raise ConfigError(f"video_frame_mode must be one of {', '.join(VIDEO_FRAME_MODES)}, got {video_frame_mode!r}")
         self.name = name
         self.path = Path(path)
         self.variant = variant
@@ -385,6 +390,7 @@ class MIOAdapter:
         self.attn_implementation = attn_implementation
         self.max_length_override = max_length
         self.video_frames = int(video_frames)
+        self.video_frame_mode = video_frame_mode
         self.speech_policy = speech_policy
         self.image_policy = image_policy
         self.image_seed = int(image_seed)
@@ -463,20 +469,26 @@ class MIOAdapter:
     def render(self, request: Request) -> tuple[MIOPrompt, str]:
         """The prompt with placeholders, and the string sent to the tokenizer (media encoded)."""
         frames = int(request.generation.get("video_frames") or self.video_frames)
-        prompt = mio_prompt(request, variant=self.variant, bos=self.tokenizer.bos_token, video_frames=frames)
+        mode = request.generation.get("video_frame_mode") or self.video_frame_mode
         images, speeches = [], []
         try:
+            # Frames first: with keyframes or MIO's stride the count (hence the placeholders) is
+            # the video's own; several videos in one request share the smallest count.
+            clips = {i: select_video_frames(p.path, mode=mode, n=frames)
+                     for i, p in enumerate(request.parts) if isinstance(p, Video)}
+            if clips:
+                frames = min(len(c) for c in clips.values())
+                clips = {i: [c[k] for k in np.linspace(0, len(c) - 1, frames).round().astype(int)]
+                         for i, c in clips.items()}
+            prompt = mio_prompt(request, variant=self.variant, bos=self.tokenizer.bos_token, video_frames=frames)
+            videos = iter(clips[i] for i in sorted(clips))
             for part in prompt.media:
                 if isinstance(part, Audio):
                     speeches.append(self._speech_string(part.path))
                 elif isinstance(part, Image):
-                    from mio_eval.models.hf_vlm import load_image
-
                     images.append(self._image_string(load_image(part.path)))
                 else:
-                    from mio_eval.models.hf_vlm import video_frames
-
-                    images.extend(self._image_string(frame) for frame in video_frames(part.path, frames))
+                    images.extend(self._image_string(frame) for frame in next(videos))
         except MediaError as exc:
             raise SampleError(str(exc)) from None
         except Exception as exc:  # ImageCodecError and codec failures: this sample only
@@ -686,6 +698,7 @@ class MIOAdapter:
             "max_length": self.max_length,
             "transformers": version("transformers"),
             "video_frames": self.video_frames,
+            "video_frame_mode": self.video_frame_mode,
             "policies": {"speech": self.speech_policy, "image": self.image_policy},
         }
         if tok is not None:

@@ -40,12 +40,13 @@ import hashlib
 import json
 import logging
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from mio_eval.atomic import atomic_path
 from mio_eval.errors import ConfigError, MediaError
+from mio_eval.media import read_video_frames, scene_keyframes, stride_indices
 from mio_eval.tasks.loaders._images import check_size, read_json
 from mio_eval.tasks.loaders.hf import materialize, read_hf_table
 from mio_eval.types import Image, Part, Sample, Video
@@ -85,36 +86,15 @@ def read_youtube_mapping(path: str | Path) -> dict[int, str]:
     return mapping
 
 
-def _grey(frame) -> np.ndarray:
-    # OpenCV's BGR2GRAY weights, rounded to integers (as metrics.image_quality's key frames)
-    return np.rint(np.asarray(frame, dtype=np.float64) @ np.array([0.299, 0.587, 0.114])).astype(np.int16)
-
-
-def scene_keyframes(frames: Sequence[Any], *, threshold: float = 20.0, max_frames: int = 10) -> list[int]:
-    """Indices of one frame per scene (see module doc); at least one index."""
-    keys, prev = [], None
-    for i, frame in enumerate(frames):
-        grey = _grey(frame)
-        if prev is None or float(np.mean(np.abs(grey - prev))) > threshold:
-            keys.append(i)
-        prev = grey
-    if len(keys) <= 1:  # no scene change: MIO's uniform fallback, every (total // 10)-th frame
-        return list(range(0, len(frames), max(1, len(frames) // 10)))
-    if len(keys) > max_frames:
-        keys = [keys[i] for i in np.linspace(0, len(keys) - 1, max_frames).round().astype(int)]
-    return keys
-
-
 def _indices(total: int, mode: str, num_frames: int) -> list[int]:
     if mode == "uniform":
         return np.linspace(0, total - 1, num_frames).round().astype(int).tolist()
-    return list(range(0, total, max(1, total // 10)))  # mio_stride
+    return stride_indices(total)  # mio_stride
 
 
 def extract_video_frames(path: str | Path, *, mode: str, num_frames: int, scene_threshold: float,
                          cache_dir: str | Path) -> tuple[list[Path], list[int]]:
     """The cached frame files of one clip (extracted on first use) and their frame indices."""
-    from mio_eval.metrics.image_quality import read_video_frames
 
     path = Path(path)
     if not path.is_file():
