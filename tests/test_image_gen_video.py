@@ -590,3 +590,26 @@ def test_visual_story_end_to_end_oracle(data, tmp_path, tiny_hf_clip):  # noqa: 
                         .read_text().splitlines()[0])
     kinds = [p["type"] for p in record["prompt"]]
     assert kinds.count("image") == 4 and record["prompt"][-1]["text"].startswith("Step 5:")
+
+
+@pytest.mark.parametrize("task,output", [("t2i_coco_karpathy", "image"), ("msvd_qa", "text"),
+                                         ("video_gen_msrvtt", "video"), ("vist_story", "interleaved")])
+def test_families_run_on_tiny_mio(task, output, data, tmp_path, tiny_hf_clip):  # noqa: F811
+    """Image generation, video QA, video generation and interleaved output through the MIO adapter
+    on the tiny checkpoint (scripted: "MIO says hi" + one image block + one speech block)."""
+    from mio_eval.models.mio_tiny import build_tiny_mio
+
+    ckpt = build_tiny_mio(tmp_path / "mio")
+    extra = [f"task.clip.path={tiny_hf_clip}"] if task != "msvd_qa" else []
+    metrics = _run(task, "mio_tiny", tmp_path, data, f"model.path={ckpt}", "runner.limit=2", *extra)
+    assert metrics["errors"]["generate"] == 0, metrics
+    records = [json.loads(line) for line in
+               (tmp_path / "results" / "mio_tiny" / task / "predictions.jsonl").read_text().splitlines()]
+    for record in records:
+        media = [p["type"] for p in record["output"]["media"]]
+        if output == "text":
+            assert record["prediction"] == "MIO says hi" and not media
+        else:
+            assert "image" in media  # a decoded SEED block written as a PNG
+            for part in record["output"]["media"]:
+                assert (tmp_path / "results" / "mio_tiny" / task / part["path"]).is_file()

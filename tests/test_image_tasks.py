@@ -678,6 +678,13 @@ def test_image_tasks_run_on_tiny_mio(data, tmp_path):
         records = _lines(tmp_path / "r" / "mio_tiny" / task / "predictions.jsonl")
         assert {r["prediction"] for r in records} == {"MIO says hi"}, task
         assert metrics["model_provenance"]["outputs"], task  # stripped stray tokens are counted
+    # Multiple choice by log-likelihood: MIO scores every option.
+    metrics = run("seedbench_img", "mio_tiny", [f"paths.results_dir={tmp_path / 'r'}", "runner.progress=false",
+                                                f"paths.data_dir={data}", f"model.path={ckpt}"])
+    assert metrics["n_errors"] == 0 and metrics["metrics"]["accuracy"]["variant"].startswith("likelihood")
+    for record in _lines(tmp_path / "r" / "mio_tiny" / "seedbench_img" / "predictions.jsonl"):
+        logprobs = record["output"]["logprobs"]
+        assert len(logprobs) == 4 and record["prediction"] == "ABCD"[max(range(4), key=lambda i: (logprobs[i], -i))]
 
 
 def test_vqav2_testdev_submission_exports_and_validates(data, tmp_path):
