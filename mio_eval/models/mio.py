@@ -456,7 +456,9 @@ class MIOAdapter:
         if self._image is None:
             from mio_eval.models.mio_codecs import load_image_codec
 
-            self._image = load_image_codec(self.path, device=self.device, seed=self.image_seed)
+            # The SEED tokenizer follows the LLM's dtype (bf16 on GPU); "auto" keeps it in fp32.
+            codec_dtype = self.dtype if self.dtype in ("float16", "bfloat16") else "float32"
+            self._image = load_image_codec(self.path, device=self.device, seed=self.image_seed, dtype=codec_dtype)
         return self._image
 
     @property

@@ -320,8 +320,10 @@ class UnavailableImageCodec:
         return {"backend": None, "unavailable": self.reason}
 
 
-def load_image_codec(checkpoint: str | Path, *, device: str = "cpu", seed: int = 0) -> ImageCodec:
-    """The image codec a MIO checkpoint directory carries (see the module docstring)."""
+def load_image_codec(checkpoint: str | Path, *, device: str = "cpu", seed: int = 0,
+                     dtype: str = "float32") -> ImageCodec:
+    """The image codec a MIO checkpoint directory carries (see the module docstring). ``dtype``
+    (float32 | float16 | bfloat16) applies to the native SEED tokenizer."""
     seed_dir = Path(checkpoint) / SEED_DIR
     if (seed_dir / TINY_SEED_CONFIG).is_file():
         return TinySeedCodec(checkpoint, device=device, seed=seed)
@@ -332,7 +334,7 @@ def load_image_codec(checkpoint: str | Path, *, device: str = "cpu", seed: int =
             return UnavailableImageCodec(f"SEED image tokenizer file missing: {seed_dir / EVA_VIT_FILE} (MIO downloads it "
                                          "from the LAVIS bucket; put it there)")
         try:
-            return SeedCodec(checkpoint, device=device, seed=seed)
+            return SeedCodec(checkpoint, device=device, seed=seed, dtype=dtype)
         except ConfigError as exc:
             return UnavailableImageCodec(str(exc))
     return UnavailableImageCodec(f"no image tokenizer in the checkpoint ({seed_dir} has neither "
