@@ -17,6 +17,7 @@ import pytest
 import soundfile as sf
 from PIL import Image
 
+from helpers import grey_frames, write_video
 from mio_eval import run
 from mio_eval.errors import ConfigError, MediaError, StoreWriteError
 from mio_eval.media import load_image, video_frames
@@ -74,18 +75,10 @@ def test_missing_empty_and_garbage_images(tmp_path, content, needle):
 
 
 def test_garbage_mp4_is_an_error_and_a_real_one_decodes(tmp_path):
-    import av
-
     (tmp_path / "bad.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + os.urandom(2000))
     with pytest.raises(MediaError, match="cannot decode video bad.mp4"):
         video_frames(tmp_path / "bad.mp4", 4)
-    with av.open(str(tmp_path / "ok.mp4"), "w") as out:
-        stream = out.add_stream("mpeg4", rate=10)
-        stream.width, stream.height, stream.pix_fmt = 32, 32, "yuv420p"
-        for i in range(10):
-            frame = av.VideoFrame.from_ndarray(np.full((32, 32, 3), 20 * i, dtype=np.uint8), format="rgb24")
-            out.mux(stream.encode(frame))
-        out.mux(stream.encode())
+    write_video(tmp_path / "ok.mp4", grey_frames([20 * i for i in range(10)]), fps=10)
     frames = video_frames(tmp_path / "ok.mp4", 4)
     assert len(frames) == 4 and frames[0].size == (32, 32)
 

@@ -19,6 +19,7 @@ from mio_eval.errors import ConfigError  # noqa: E402
 from mio_eval.models.hf_lm import HFCausalLM, cut_at_stop, split_trailing_space  # noqa: E402
 from mio_eval.models.hf_vlm import HFVisionLM, video_frames  # noqa: E402
 from mio_eval.types import Image, Request, Text, Video  # noqa: E402
+from helpers import char_tokenizer, grey_frames, write_video  # noqa: E402
 
 SPECIALS = ["<pad>", "<s>", "</s>", "<image>", "<unk>"]
 PAD, BOS, EOS, IMAGE, UNK = range(5)
@@ -32,23 +33,7 @@ VLM_CHAT = ("{% for m in messages %}{% if m['role'] == 'user' %}USER: {% for c i
 
 
 def _tokenizer(chat_template):
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
-    from transformers import PreTrainedTokenizerFast
-
-    # Printable ASCII, space and newline in byte-level spelling (" " is "Ġ", "\n" is "Ċ"): every
-    # id decodes to a whole character, so decoded greedy output re-encodes to the same ids.
-    alphabet = [chr(b) for b in range(33, 127)] + ["Ġ", "Ċ"]
-    vocab = {token: i for i, token in enumerate(SPECIALS)}
-    vocab.update({ch: len(SPECIALS) + i for i, ch in enumerate(alphabet)})
-    tok = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    tok.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A <s> $B",
-                                                       special_tokens=[("<s>", BOS)])
-    tok.add_special_tokens(SPECIALS)
-    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>",
-                                   unk_token="<unk>", chat_template=chat_template,
-                                   model_input_names=["input_ids", "attention_mask"])
+    return char_tokenizer(SPECIALS, chat_template=chat_template, model_input_names=["input_ids", "attention_mask"])
 
 
 def _llama_config(vocab_size, *, layers, context):
@@ -113,7 +98,6 @@ def vlm(vlm_dir):
 @pytest.fixture(scope="module")
 def media(tmp_path_factory):
     """Two small PNGs, a corrupt 'PNG' and a 10-frame mp4 whose frame i is grey level 20*i."""
-    import av
     from PIL import Image as PILImage
 
     root = tmp_path_factory.mktemp("media")
@@ -121,15 +105,7 @@ def media(tmp_path_factory):
     for name in ("a", "b"):
         PILImage.fromarray(rng.integers(0, 255, (40, 48, 3), dtype=np.uint8)).save(root / f"{name}.png")
     (root / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n this is not an image")
-    with av.open(str(root / "clip.mp4"), "w") as container:
-        stream = container.add_stream("mpeg4", rate=5)
-        stream.width, stream.height, stream.pix_fmt = 32, 32, "yuv420p"
-        for i in range(10):
-            frame = av.VideoFrame.from_ndarray(np.full((32, 32, 3), 20 * i, dtype=np.uint8), format="rgb24")
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+    write_video(root / "clip.mp4", grey_frames([20 * i for i in range(10)]))
     return root
 
 

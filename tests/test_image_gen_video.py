@@ -25,6 +25,7 @@ from mio_eval.tasks.t2i import CaptionToImageSamples, image_clip_scores, png_cop
 from mio_eval.tasks.video_gen import write_mp4
 from mio_eval.tasks.video_qa import exact_match, judge_prompt, parse_judge_reply
 from mio_eval.types import Image, Modality, Request, Text, Video
+from helpers import write_video
 from test_clip_metrics import tiny_hf_clip, tiny_open_clip  # noqa: F401 - shared fixtures
 
 COLORS = [(230, 30, 30), (30, 200, 40), (40, 60, 220), (240, 220, 30), (200, 40, 200), (20, 210, 210)]
@@ -171,16 +172,7 @@ def _pattern(w, h, seed):
 
 
 def _write_avi(path, arrays, fps=8):
-    import av
-
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("mpeg4", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = arrays[0].shape[1], arrays[0].shape[0], "yuv420p"
-        for array in arrays:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(array, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+    write_video(path, arrays, fps=fps)
 
 
 def _scenes(n_scenes=3, per=6, size=32):

@@ -26,6 +26,7 @@ from mio_eval.tasks.loaders.karpathy import KarpathyLoader
 from mio_eval.tasks.loaders.seed_bench import HFSEEDBenchLoader, SEEDBenchLoader
 from mio_eval.tasks.loaders.vqa import HFVQALoader, VizWizLoader, VQALoader
 from mio_eval.types import Image, Output, Text, Video
+from helpers import grey_frames, write_video
 
 # --- fixture data in each dataset's exact format ------------------------------------------------
 
@@ -73,19 +74,7 @@ def _json(path: Path, data) -> Path:
 
 def _video(path: Path, n_frames=30, fps=15):
     """An mp4 whose frame i is grey level 8*i (so a sampled frame tells its index)."""
-    import av
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), "w", format="mp4") as container:
-        stream = container.add_stream("mpeg4", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = 32, 32, "yuv420p"
-        for i in range(n_frames):
-            frame = av.VideoFrame.from_ndarray(np.full((32, 32, 3), 8 * i, dtype=np.uint8), format="rgb24")
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
+    return write_video(path, grey_frames([8 * i for i in range(n_frames)]), fps=fps, container_format="mp4")
 
 
 def _parquet(path: Path, rows: list[dict]) -> Path:

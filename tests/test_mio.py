@@ -38,6 +38,7 @@ from mio_eval.models.mio import (  # noqa: E402
     split_blocks,
 )
 from mio_eval.models.mio_codecs import ImageCodecError, load_image_codec  # noqa: E402
+from helpers import grey_frames, write_video  # noqa: E402
 from mio_eval.models.mio_tiny import SCRIPT_FRAMES, SCRIPT_TEXT, build_tiny_mio, script_tokens  # noqa: E402
 from mio_eval.types import Audio, Image, Modality, Request, Text, Video  # noqa: E402
 
@@ -86,7 +87,6 @@ def _espeak(text, path):
 @pytest.fixture(scope="module")
 def media(tmp_path_factory):
     """A speech recording, a stereo 44.1 kHz recording, a PNG and a 10-frame mp4 (frame i grey 20*i)."""
-    import av
     from PIL import Image as PILImage
 
     root = tmp_path_factory.mktemp("mio_media")
@@ -96,15 +96,7 @@ def media(tmp_path_factory):
              44100)
     rng = np.random.default_rng(0)
     PILImage.fromarray(rng.integers(0, 255, (40, 48, 3), dtype=np.uint8)).save(root / "a.png")
-    with av.open(str(root / "clip.mp4"), "w") as container:
-        stream = container.add_stream("mpeg4", rate=5)
-        stream.width, stream.height, stream.pix_fmt = 32, 32, "yuv420p"
-        for i in range(10):
-            frame = av.VideoFrame.from_ndarray(np.full((32, 32, 3), 20 * i, dtype=np.uint8), format="rgb24")
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+    write_video(root / "clip.mp4", grey_frames([20 * i for i in range(10)]))
     return root
 
 
@@ -521,21 +513,10 @@ def test_mmlu_by_loglikelihood_end_to_end(tiny_mio, tmp_path):
 def test_video_frame_modes_keyframes_and_mio_stride(mio, tmp_path):
     """Instruct MIO takes one frame per scene, Base captioning every total//10-th frame; the number
     of image blocks in the prompt follows the frames actually taken."""
-    import av
-
     from mio_eval.media import read_video_frames, scene_keyframes
 
     clip = tmp_path / "scenes.mp4"
-    with av.open(str(clip), "w") as container:
-        stream = container.add_stream("mpeg4", rate=5)
-        stream.width, stream.height, stream.pix_fmt = 32, 32, "yuv420p"
-        for grey in (0, 120, 240):  # three scenes of four frames
-            for _ in range(4):
-                frame = av.VideoFrame.from_ndarray(np.full((32, 32, 3), grey, dtype=np.uint8), format="rgb24")
-                for packet in stream.encode(frame):
-                    container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+    write_video(clip, grey_frames([grey for grey in (0, 120, 240) for _ in range(4)]))  # three scenes of four frames
     assert scene_keyframes(read_video_frames(clip)) == [0, 4, 8]
     counts = {}
     for mode in ("keyframes", "mio_stride", "uniform"):

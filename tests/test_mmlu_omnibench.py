@@ -22,6 +22,7 @@ from mio_eval.tasks.loaders.omnibench import OmniBenchLoader, gold_index, slug
 from mio_eval.tasks.mmlu import MMLUTask, format_block, header_line, render_prompt
 from mio_eval.tasks.omnibench import OmniBenchTask, omnibench_prompt
 from mio_eval.types import Audio, Image, Modality, Output, Text
+from helpers import char_tokenizer
 
 VECTOR_ROW = ("What is 2+2?", "3", "4", "5", "6", "B")
 
@@ -247,20 +248,7 @@ BOS = 1
 def _char_tokenizer():
     """One token per character (printable ASCII, space, newline), BOS first: token counts are
     character counts + 1, so shot dropping is predictable by hand."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
-    from transformers import PreTrainedTokenizerFast
-
-    alphabet = [chr(b) for b in range(33, 127)] + ["Ġ", "Ċ"]
-    vocab = {token: i for i, token in enumerate(SPECIALS)}
-    vocab.update({ch: len(SPECIALS) + i for i, ch in enumerate(alphabet)})
-    tok = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    tok.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A <s> $B",
-                                                       special_tokens=[("<s>", BOS)])
-    tok.add_special_tokens(SPECIALS)
-    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>",
-                                   unk_token="<unk>", model_input_names=["input_ids", "attention_mask"])
+    return char_tokenizer(SPECIALS, model_input_names=["input_ids", "attention_mask"])
 
 
 @pytest.fixture(scope="module")
