@@ -8,13 +8,15 @@ before any weight is loaded. Construction must be cheap: heavy imports and weigh
 
 from __future__ import annotations
 
+import weakref
+
 from pathlib import Path
 from typing import Any, Mapping, Protocol, Sequence, runtime_checkable
 
 from mio_eval.errors import ConfigError
 from mio_eval.types import Modality, Output, Request
 
-__all__ = ["ModelAdapter", "check_capabilities", "CapabilityError"]
+__all__ = ["ModelAdapter", "check_capabilities", "CapabilityError", "ensure_loaded"]
 
 
 @runtime_checkable
@@ -73,3 +75,19 @@ def check_capabilities(
     if problems:
         raise CapabilityError(f"model {adapter.name!r} cannot run this task: the task "
                               + "; ".join(problems))
+
+
+_LOADED: "weakref.WeakSet[Any]" = weakref.WeakSet()
+
+
+def ensure_loaded(adapter: Any) -> None:
+    """``adapter.load()`` once per adapter object: a suite runs several tasks on one model and
+    loads its weights once."""
+    try:
+        if adapter in _LOADED:
+            return
+    except TypeError:  # not weak-referenceable: load every time (adapters make load idempotent)
+        adapter.load()
+        return
+    adapter.load()
+    _LOADED.add(adapter)

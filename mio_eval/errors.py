@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-__all__ = ["MioEvalError", "ConfigError", "ErrorBudgetExceeded", "Interrupted", "StoreError", "StoreWriteError", "MediaError"]
+__all__ = ["MioEvalError", "ConfigError", "ErrorBudgetExceeded", "Interrupted", "Terminated", "RunFailed", "StoreError",
+           "StoreWriteError", "MediaError"]
 
 
 class MioEvalError(Exception):
@@ -41,3 +42,16 @@ class Interrupted(MioEvalError):
 
 class MediaError(Exception):
     """A media file cannot be read or written; becomes a per-sample error with this reason."""
+
+
+class Terminated(MioEvalError):
+    """SIGTERM where nothing was in flight to finish (scoring): exit code 143, resumable."""
+
+    exit_code = 143
+
+
+class RunFailed(MioEvalError):
+    """The run finished but cannot be trusted: over the error budget after scoring, every sample
+    failed, or no metric could be computed. metrics.json is written (flagged); exit code 1."""
+
+    exit_code = 1

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import os
 import signal
 import sys
 import threading
@@ -17,9 +18,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from mio_eval.adapter import ModelAdapter, check_capabilities
+from mio_eval import samples as _samples
+from mio_eval.adapter import ModelAdapter, check_capabilities, ensure_loaded
 from mio_eval.atomic import atomic_write_json, atomic_write_text
-from mio_eval.errors import ConfigError, ErrorBudgetExceeded, Interrupted, MediaError
+from mio_eval.errors import ConfigError, ErrorBudgetExceeded, Interrupted, MediaError, RunFailed, Terminated
 from mio_eval.store import PredictionStore
 from mio_eval.tasks.base import Generated, InvalidOutput, Task
 from mio_eval.types import Output, Request, Sample, part_to_json
@@ -33,20 +35,32 @@ _VERSIONED = ("mio-eval", "torch", "transformers", "openai-whisper", "jiwer", "p
 
 @dataclass(frozen=True)
 class RunnerSettings:
-    """``runner.*`` config. ``limit`` takes the first N samples in dataset order."""
+    """``runner.*`` config. ``limit`` takes N samples: the first in dataset order
+    (``limit_mode=first``), a seeded random subset (``random``) or one balanced over the data
+    set's strata (``stratified``; the key is ``stratify_by`` or found in the metadata).
+    ``retry_errors`` retries, on resume, the samples whose last attempt failed;
+    ``regenerate_changed`` regenerates samples whose inputs changed since they were generated
+    (otherwise such a run is refused)."""
 
     batch_size: int = 8
     limit: int | None = None
+    limit_mode: str = "first"
+    limit_seed: int = 0
+    stratify_by: str | None = None
     stage: str = "all"
     max_error_rate: float = 0.1
     resume: bool = True
     overwrite: bool = False
     progress: bool = True
     repeats: int = 1
+    retry_errors: bool = True
+    regenerate_changed: bool = False
 
     def __post_init__(self) -> None:
-        kinds = {"batch_size": int, "limit": (int, type(None)), "stage": str, "max_error_rate": (int, float),
-                 "resume": bool, "overwrite": bool, "progress": bool, "repeats": int}
+        kinds = {"batch_size": int, "limit": (int, type(None)), "limit_mode": str, "limit_seed": int,
+                 "stratify_by": (str, type(None)), "stage": str, "max_error_rate": (int, float),
+                 "resume": bool, "overwrite": bool, "progress": bool, "repeats": int, "retry_errors": bool,
+                 "regenerate_changed": bool}
         for key, kind in kinds.items():
             value = getattr(self, key)
             if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
@@ -59,6 +73,9 @@ class RunnerSettings:
             raise ConfigError(f"runner.repeats must be >= 1, got {self.repeats}")
         if self.limit is not None and self.limit < 1:
             raise ConfigError(f"runner.limit must be >= 1 or null, got {self.limit}")
+        if self.limit_mode not in _samples.LIMIT_MODES:
+            raise ConfigError(f"runner.limit_mode must be one of {', '.join(_samples.LIMIT_MODES)}, "
+                              f"got {self.limit_mode!r}")
         if not 0.0 <= self.max_error_rate <= 1.0:
             raise ConfigError(f"runner.max_error_rate must be within [0, 1], got {self.max_error_rate}")
 
@@ -148,7 +165,8 @@ def _generate_batch(adapter: ModelAdapter, batch: Sequence[Request], media_dir: 
     return outputs
 
 
-def _record(task: Task, sample: Sample, request: Request, output: Output, seconds: float, run_dir: Path) -> dict:
+def _record(task: Task, sample: Sample, request: Request, output: Output, seconds: float, run_dir: Path,
+            digest: str | None = None) -> dict:
     prediction, error = None, output.error
     if error is None:
         try:
@@ -168,6 +186,7 @@ def _record(task: Task, sample: Sample, request: Request, output: Output, second
         "prediction": prediction,
         "error": error,
         "time_s": round(seconds, 6),
+        "input_digest": digest,
     }
 
 
@@ -176,11 +195,16 @@ class _StopRequest:
     A second SIGINT interrupts at once (``KeyboardInterrupt``), as a user pressing Ctrl-C twice
     expects. Only installed in the main thread (signals cannot be handled elsewhere)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, immediate: bool = False, hint: str = "") -> None:
         self.signal: int | None = None
+        self.immediate = immediate
+        self.hint = hint
         self._previous: dict[int, Any] = {}
 
     def _handle(self, signum, frame) -> None:  # noqa: ARG002 - signal handler signature
+        if self.immediate:  # scoring: nothing to finish, stop now with the resume hint
+            error = Interrupted if signum == signal.SIGINT else Terminated
+            raise error(f"stopped by {signal.Signals(signum).name} while scoring; {self.hint}")
         if self.signal is not None and signum == signal.SIGINT:
             raise KeyboardInterrupt
         self.signal = signum
@@ -198,14 +222,57 @@ class _StopRequest:
             signal.signal(sig, handler)
 
 
+def _changed_inputs(samples: Sequence[Sample], store: PredictionStore, digests: Mapping[str, str]) -> list[str]:
+    """Ids whose stored prediction was made from other inputs than the data holds now."""
+    changed = []
+    for s in samples:
+        record = store.get(s.id)
+        if record is not None and record.get("input_digest") not in (None, digests[s.id]):
+            changed.append(s.id)
+    return changed
+
+
+def _refuse_changed(changed: Sequence[str], total: int, store: PredictionStore) -> None:
+    raise ConfigError(
+        f"{len(changed)} of {total} samples changed since they were generated in {store.run_dir} (first: "
+        f"{changed[0]}): their inputs (text or media content) differ; use runner.regenerate_changed=true to "
+        "generate them again, or runner.overwrite=true to start over"
+    )
+
+
 def _generate(task: Task, adapter: ModelAdapter, samples: Sequence[Sample], store: PredictionStore,
-              settings: RunnerSettings) -> None:
-    pending = [s for s in samples if s.id not in store.done_ids]
-    errors = sum(1 for s in samples if s.id in store.done_ids and store.get(s.id)["error"])
+              settings: RunnerSettings, digests: Mapping[str, str],
+              refused: Mapping[str, str] | None = None) -> None:
+    refused = refused or {}
+    changed = set(_changed_inputs(samples, store, digests))
+    if changed and not settings.regenerate_changed:
+        _refuse_changed(sorted(changed, key=[s.id for s in samples].index), len(samples), store)
+
+    def wanted(s: Sample) -> bool:
+        record = store.get(s.id)
+        if record is None or s.id in changed:
+            return True
+        return bool(record["error"]) and settings.retry_errors and s.id not in refused
+
+    pending = [s for s in samples if wanted(s)]
+    errors = sum(1 for s in samples if s.id not in {p.id for p in pending} and (store.get(s.id) or {}).get("error"))
     budget = settings.max_error_rate * len(samples)
+    # Samples whose media lie outside the data roots never reach the model.
+    confined = [s for s in pending if s.id in refused]
+    if confined:
+        records = []
+        for s in confined:
+            request = Request(sample_id=s.id, parts=s.parts)
+            record = _record(task, s, request, Output.failure(refused[s.id]), 0.0, store.run_dir, digests[s.id])
+            if s.id in changed:
+                record["supersedes"] = "input changed"
+            records.append(record)
+        store.append(records)
+        errors += len(records)
+        pending = [s for s in pending if s.id not in refused]
     if not pending:
         return
-    adapter.load()
+    ensure_loaded(adapter)
     requests = {s.id: task.request(s) for s in pending}
     by_id = {s.id: s for s in pending}
     # Longest first (as lm-eval): padding waste is smallest and an OOM shows up at once.
@@ -219,8 +286,11 @@ def _generate(task: Task, adapter: ModelAdapter, samples: Sequence[Sample], stor
                 started = time.perf_counter()
                 outputs = _generate_batch(adapter, batch, store.media_dir)
                 per_sample = (time.perf_counter() - started) / len(batch)
-                records = [_record(task, by_id[r.sample_id], r, o, per_sample, store.run_dir)
+                records = [_record(task, by_id[r.sample_id], r, o, per_sample, store.run_dir, digests[r.sample_id])
                            for r, o in zip(batch, outputs)]
+                for record in records:
+                    if record["id"] in changed:
+                        record["supersedes"] = "input changed"
                 store.append(records)
                 saved += len(records)
                 errors += sum(1 for r in records if r["error"])
@@ -257,10 +327,65 @@ def _score(task: Task, samples: Sequence[Sample], store: PredictionStore) -> tup
                 if not full.resolve().is_relative_to(store.run_dir):
                     raise MediaError(f"media path outside the run directory: {prediction}")
                 prediction = str(full)
-        except MediaError as exc:
-            output, prediction, error = Output.failure(str(exc)), None, error or str(exc)
+        except (MediaError, KeyError, TypeError, ValueError) as exc:
+            reason = str(exc) if isinstance(exc, MediaError) else f"unreadable stored output: {type(exc).__name__}: {exc}"
+            output, prediction, error = Output.failure(reason), None, error or reason
         generated.append(Generated(sample=sample, output=output, prediction=prediction, error=error))
-    return task.score(generated, work_dir=store.run_dir / "scoring"), generated
+    hint = (f"predictions are saved in {store.predictions_path}; rerun the same command (or runner.stage=score) "
+            "to score them")
+    with _StopRequest(immediate=True, hint=hint):
+        return task.score(generated, work_dir=store.run_dir / "scoring"), generated
+
+
+def _git_commit() -> str | None:
+    """The commit of the mio-eval checkout this package runs from (``+dirty`` with local
+    changes); None for an installed wheel."""
+    import subprocess
+
+    root = Path(__file__).resolve().parent.parent
+    if not (root / ".git").exists():
+        return None
+    try:
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                              timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head + ("+dirty" if dirty else "")
+
+
+def _keep_history(run_dir: Path) -> None:
+    """Move a previous metrics.json to ``history/metrics-<finished_at>.json`` before replacing it."""
+    previous = run_dir / "metrics.json"
+    if not previous.is_file() or previous.is_symlink():
+        return
+    try:
+        stamp = json.loads(previous.read_text(encoding="utf-8")).get("finished_at") or _now()
+    except (OSError, ValueError, AttributeError):
+        stamp = _now()
+    history = run_dir / "history"
+    history.mkdir(exist_ok=True)
+    target = history / f"metrics-{str(stamp).replace(':', '')}.json"
+    n = 1
+    while target.exists():
+        target = history / f"metrics-{str(stamp).replace(':', '')}-{n}.json"
+        n += 1
+    os.replace(previous, target)
+
+
+def _confinement(samples: Sequence[Sample], data_roots: Sequence[str] | None,
+                 allow_outside: bool) -> dict[str, str]:
+    """Sample id -> reason, for samples whose files lie outside every data root."""
+    if data_roots is None or allow_outside:
+        return {}
+    refused = {}
+    for sample in samples:
+        outside = _samples.outside_roots(_samples.media_paths(sample), data_roots)
+        if outside:
+            refused[sample.id] = (f"media path outside the data root: {outside[0]} (set "
+                                  "paths.allow_outside_data=true to allow it)")
+    return refused
 
 
 def evaluate(
@@ -271,36 +396,61 @@ def evaluate(
     settings: RunnerSettings,
     fingerprint: str,
     run_info: Mapping[str, Any],
+    data_roots: Sequence[str] | None = None,
+    allow_outside_data: bool = False,
 ) -> dict[str, Any] | None:
     """Generate (resuming), then score. Returns the metrics.json content, or None for
-    ``stage=generate``."""
+    ``stage=generate``.
+
+    ``data_roots``: directories the data set's files must lie in (lexically); a sample whose
+    media lie elsewhere fails without reaching the model, unless ``allow_outside_data``.
+    """
     started_at, t0 = _now(), time.perf_counter()
     check_capabilities(adapter, needs_inputs=task.input_modalities, produces=task.output_modality,
                        needs_loglikelihood=bool(getattr(task, "needs_loglikelihood", False)))
-    samples = task.samples()
-    ids = [s.id for s in samples]
+    from mio_eval import progress as _progress
+
+    _progress.set_enabled(settings.progress)
+    available = task.samples()
+    ids = [s.id for s in available]
     if len(set(ids)) != len(ids):
-        dup = next(i for i in ids if ids.count(i) > 1)
+        seen: set[str] = set()
+        dup = next(i for i in ids if i in seen or seen.add(i))
         raise ConfigError(f"task {task.name!r} has duplicate sample id {dup!r}")
-    if settings.limit is not None:
-        samples = samples[: settings.limit]
+    samples, stratum = _samples.select(available, limit=settings.limit, mode=settings.limit_mode,
+                                       seed=settings.limit_seed, stratify_by=settings.stratify_by)
+    selection = {"limit": settings.limit if settings.limit is not None and settings.limit < len(available) else None,
+                 "limit_mode": settings.limit_mode, "limit_seed": settings.limit_seed, "stratify_by": stratum}
+    digests = {s.id: _samples.sample_digest(s) for s in samples}
+    refused = _confinement(samples, data_roots, allow_outside_data)
     preflight = getattr(task, "preflight", None)
     if settings.stage != "generate" and preflight is not None:
         preflight()
     run_dir = Path(run_dir).resolve()
+    times: dict[str, float] = {}
     with PredictionStore(run_dir).open(
         fingerprint=fingerprint, run_info=run_info, resume=settings.resume, overwrite=settings.overwrite,
-        create=settings.stage != "score",
+        create=settings.stage != "score", selection=selection,
     ) as store:
+        _refuse_shrinking(run_dir, {s.id for s in samples}, selection)
         if settings.stage in ("generate", "all"):
-            _generate(task, adapter, samples, store, settings)
+            g0 = time.perf_counter()
+            _generate(task, adapter, samples, store, settings, digests, refused)
+            times["generate_s"] = round(time.perf_counter() - g0, 3)
         if settings.stage == "generate":
             return None
+        changed = _changed_inputs(samples, store, digests)
+        if changed:
+            _refuse_changed(changed, len(samples), store)
+        s0 = time.perf_counter()
         report, generated = _score(task, samples, store)
+        times["score_s"] = round(time.perf_counter() - s0, 3)
         atomic_write_text(run_dir / "scores.jsonl",
                           "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in report.per_sample))
         gen_errors = sum(1 for g in generated if g.error)
         score_errors = report.n_errors - gen_errors
+        split_size = getattr(getattr(task, "loader", None), "expected_size", None)
+        complete = len(samples) == len(available) and (split_size is None or len(available) == split_size)
         metrics = {
             "task": task.name,
             "model": adapter.name,
@@ -308,6 +458,14 @@ def evaluate(
             "n_scored": len(samples) - report.n_errors,
             "n_errors": report.n_errors,
             "errors": {"generate": gen_errors, "score": score_errors},
+            "complete": complete,
+            "limit": selection["limit"],
+            "limit_mode": settings.limit_mode if selection["limit"] is not None else None,
+            "n_available": len(available),
+            "split_size": split_size,
+            "sample_set": _samples.sample_set_digest(s.id for s in samples),
+            "data_digest": _samples.sample_set_digest(f"{i}:{d}" for i, d in digests.items()),
+            "retried": sum(1 for s in samples if store.attempts(s.id) > 1),
             "metrics": {m.name: m.to_json() for m in report.metrics},
             "scoring": dict(report.settings),
             "judges": [dict(j) for j in report.judges],
@@ -315,10 +473,60 @@ def evaluate(
             "fingerprint": fingerprint,
             "runner": asdict(settings),
             "versions": package_versions(),
+            "mio_eval_commit": _git_commit(),
             "started_at": started_at,
             "finished_at": _now(),
+            "times": times,
             "wall_time_s": round(time.perf_counter() - t0, 3),
             "config": run_info.get("config", {}),
         }
+        if stratum:
+            metrics["stratify_by"] = stratum
+        failure = _run_failure(metrics, settings)
+        if failure:
+            metrics["failed"] = failure
+        _keep_history(run_dir)
         atomic_write_json(run_dir / "metrics.json", metrics)
+        if failure:
+            raise RunFailed(f"{failure}; metrics.json is written but flagged \"failed\" ({run_dir})")
         return metrics
+
+
+def _refuse_shrinking(run_dir: Path, ids: set[str], selection: Mapping[str, Any]) -> None:
+    """A rerun that would score fewer (or other) samples than the run dir's scored result is
+    refused: a ``runner.limit=5`` rerun in a full run dir would silently replace its metrics and
+    submission (n 30 -> 5). Raising the limit (a superset) resumes as usual."""
+    scores = run_dir / "scores.jsonl"
+    if not scores.is_file() or scores.is_symlink():
+        return
+    previous: set[str] = set()
+    with open(scores, encoding="utf-8", newline="\n") as fh:
+        for line in fh:
+            try:
+                row = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(row, dict) and isinstance(row.get("id"), str):
+                previous.add(row["id"])
+    dropped = previous - ids
+    if dropped:
+        limit = selection.get("limit")
+        asked = "every sample" if limit is None else f"runner.limit={limit} ({selection.get('limit_mode')})"
+        raise ConfigError(
+            f"{run_dir} holds a scored run of {len(previous)} samples; this run ({asked}) leaves out "
+            f"{len(dropped)} of them (e.g. {sorted(dropped)[0]}) and would replace its metrics.json. Use "
+            "runner.overwrite=true to start over, or another paths.results_dir"
+        )
+
+
+def _run_failure(metrics: Mapping[str, Any], settings: RunnerSettings) -> str | None:
+    """Why a scored run must not count as a success (exit 1), or None."""
+    n, n_errors = metrics["n"], metrics["n_errors"]
+    if n and n_errors == n:
+        return f"all {n} samples failed"
+    if not metrics["metrics"]:
+        return "no metric could be computed"
+    if n_errors > settings.max_error_rate * n:
+        return (f"{n_errors} of {n} samples failed (generation {metrics['errors']['generate']}, scoring "
+                f"{metrics['errors']['score']}), over runner.max_error_rate={settings.max_error_rate}")
+    return None

@@ -12,6 +12,16 @@ Layout of ``results/<model>/<task>/``::
 Resume skips ids already in ``predictions.jsonl``. A crash can leave only one kind of damage, a
 last line without its newline, and that line is dropped on open. Resuming under a different
 config fingerprint is refused.
+
+A sample that failed may be tried again: its new record is appended as the next ``attempt`` and
+the latest attempt wins; every attempt stays in the file for audit (``attempts(id)``). A second
+record for a sample whose earlier record succeeded is corruption (a duplicated sample) and is
+refused, unless it says it ``supersedes`` it (the sample's inputs changed and it was generated
+again, ``runner.regenerate_changed``).
+
+Store files are never followed through symbolic links (a ``predictions.jsonl`` that is a link
+would let a crafted run dir truncate or append to any file), and ``media/`` must not lead out
+of the run directory.
 """
 
 from __future__ import annotations
@@ -23,12 +33,46 @@ import shutil
 from pathlib import Path
 from typing import Any, Iterable, KeysView, Mapping
 
-from mio_eval.atomic import atomic_write_json
+from mio_eval.atomic import atomic_write_json, file_mode
 from mio_eval.errors import StoreError, StoreWriteError
 
-__all__ = ["PredictionStore"]
+__all__ = ["PredictionStore", "repair", "read_jsonl_records"]
 
 _RUN_FILES = ("predictions.jsonl", "scores.jsonl", "metrics.json", "run.json")
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+
+
+def _open_nofollow(path: Path, flags: int) -> int:
+    """``os.open`` that refuses a symbolic link at ``path`` (StoreError, never followed)."""
+    try:
+        return os.open(path, flags | _NOFOLLOW | getattr(os, "O_CLOEXEC", 0), file_mode())
+    except OSError as exc:
+        if path.is_symlink():
+            raise StoreError(f"{path} is a symbolic link; mio-eval never writes through links "
+                             "(replace it with a regular file or use another paths.results_dir)") from None
+        raise StoreError(f"cannot open {path}: {exc.strerror or exc}") from None
+
+
+def read_jsonl_records(data: bytes, path: Path) -> tuple[list[tuple[int, dict[str, Any]]], list[int]]:
+    """Parse whole lines of a predictions file: ``([(lineno, record)], [bad line numbers])``.
+
+    Lines are split on ``\n`` only: JSON escapes every control character, so U+2028, U+2029 or
+    NEL inside a string (legal in JSON, line breaks for ``str.splitlines``) stay in their line.
+    A record must be a JSON object with a string ``id``."""
+    records, bad = [], []
+    for lineno, line in enumerate(data.split(b"\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            bad.append(lineno)
+            continue
+        if not isinstance(record, dict) or not isinstance(record.get("id"), str):
+            bad.append(lineno)
+            continue
+        records.append((lineno, record))
+    return records, bad
 
 
 class PredictionStore:
@@ -40,6 +84,7 @@ class PredictionStore:
         self.run_info_path = self.run_dir / "run.json"
         self.media_dir = self.run_dir / "media"
         self._records: dict[str, dict[str, Any]] = {}
+        self._attempts: dict[str, int] = {}
         self._lock_fh = None
         self._fh = None
         self.dropped_partial_line = False
@@ -53,15 +98,18 @@ class PredictionStore:
         resume: bool = True,
         overwrite: bool = False,
         create: bool = True,
+        selection: Mapping[str, Any] | None = None,
     ) -> "PredictionStore":
         """Lock the run dir, check the fingerprint, load finished records.
 
         ``overwrite`` (or ``resume=False``) deletes the previous run's files first.
-        ``create=False`` opens an existing run only (for re-scoring).
+        ``create=False`` opens an existing run only (for re-scoring). ``selection`` (which
+        samples the run evaluates: ``runner.limit`` and its mode) is recorded in ``run.json``.
         """
         if not create and not self.run_info_path.exists():
             raise StoreError(f"no run in {self.run_dir} (run.json missing): run stage=generate first")
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._check_links()
         self._lock()
         try:
             if overwrite or not resume:
@@ -77,11 +125,15 @@ class PredictionStore:
                     "runner.overwrite=true to start over, or another paths.results_dir"
                 )
             if previous is None:
-                atomic_write_json(self.run_info_path, {"fingerprint": fingerprint, **run_info})
+                info = {"fingerprint": fingerprint, **run_info}
+                if selection is not None:
+                    info["selection"] = dict(selection)
+                atomic_write_json(self.run_info_path, info)
             self._load()
             # Unbuffered binary append: a failed write leaves nothing queued in a Python buffer
-            # that a later flush could add after the file was cut back.
-            self._fh = open(self.predictions_path, "ab", buffering=0)
+            # that a later flush could add after the file was cut back. Never through a link.
+            fd = _open_nofollow(self.predictions_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+            self._fh = os.fdopen(fd, "ab", buffering=0)
         except BaseException:
             self.close()
             raise
@@ -109,21 +161,38 @@ class PredictionStore:
         return self._records.keys()
 
     def get(self, sample_id: str) -> dict[str, Any] | None:
+        """The latest attempt of a sample (None when it has none)."""
         return self._records.get(sample_id)
+
+    def attempts(self, sample_id: str) -> int:
+        """How many records the sample has (failed attempts that were retried count)."""
+        return self._attempts.get(sample_id, 0)
+
+    @property
+    def failed_ids(self) -> list[str]:
+        """Ids whose latest attempt failed, in file order."""
+        return [i for i, r in self._records.items() if r.get("error")]
 
     def __len__(self) -> int:
         return len(self._records)
 
     def append(self, records: Iterable[Mapping[str, Any]]) -> None:
-        """Append one batch of records as whole lines, then flush and fsync."""
+        """Append one batch of records as whole lines, then flush and fsync.
+
+        A sample already stored may only be appended again when its latest attempt failed (a
+        retry); the record gets ``attempt`` = its number (1 for the first)."""
         if self._fh is None:
             raise RuntimeError("store is not open")
         records = [dict(r) for r in records]
         seen: set[str] = set()
         for record in records:
-            if record["id"] in self._records or record["id"] in seen:
+            previous = self._records.get(record["id"])
+            if ((previous is not None and not previous.get("error") and not record.get("supersedes"))
+                    or record["id"] in seen):
                 raise StoreError(f"sample {record['id']!r} is already stored in {self.predictions_path}")
             seen.add(record["id"])
+            if previous is not None:
+                record["attempt"] = self._attempts.get(record["id"], 1) + 1
         payload = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode("utf-8")
         fd = self._fh.fileno()
         start = os.fstat(fd).st_size
@@ -144,11 +213,23 @@ class PredictionStore:
                 f"the {len(self._records)} samples saved before are intact; fix the cause and rerun to resume"
             ) from None
         for record in records:
+            self._attempts[record["id"]] = self._attempts.get(record["id"], 0) + 1
             self._records[record["id"]] = record
 
     # -- internals -----------------------------------------------------------------------
+    def _check_links(self) -> None:
+        """Refuse store files that are symbolic links and a media dir leading out of the run."""
+        for name in (*_RUN_FILES, ".lock"):
+            if (self.run_dir / name).is_symlink():
+                raise StoreError(f"{self.run_dir / name} is a symbolic link; mio-eval never writes through "
+                                 "links (replace it with a regular file or use another paths.results_dir)")
+        if self.media_dir.is_symlink() or self.media_dir.exists():
+            if not self.media_dir.resolve().is_relative_to(self.run_dir.resolve()):
+                raise StoreError(f"{self.media_dir} leads outside the run directory "
+                                 f"({self.media_dir.resolve()}); remove the link")
+
     def _lock(self) -> None:
-        self._lock_fh = open(self.run_dir / ".lock", "a+")
+        self._lock_fh = os.fdopen(_open_nofollow(self.run_dir / ".lock", os.O_RDWR | os.O_CREAT), "a+")
         try:
             fcntl.flock(self._lock_fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -170,25 +251,74 @@ class PredictionStore:
         shutil.rmtree(self.media_dir, ignore_errors=True)
 
     def _load(self) -> None:
-        self._records = {}
-        if not self.predictions_path.exists():
+        self._records, self._attempts = {}, {}
+        if not self.predictions_path.is_symlink() and not self.predictions_path.exists():
             return
-        data = self.predictions_path.read_bytes()
-        end = data.rfind(b"\n") + 1
-        if end < len(data):
-            # A crash during the last append: keep whole lines only.
-            with open(self.predictions_path, "rb+") as fh:
+        fd = _open_nofollow(self.predictions_path, os.O_RDWR)
+        with os.fdopen(fd, "rb+") as fh:
+            data = fh.read()
+            end = data.rfind(b"\n") + 1
+            if end < len(data):
+                # A crash during the last append: keep whole lines only.
                 fh.truncate(end)
                 os.fsync(fh.fileno())
-            self.dropped_partial_line = True
-        for lineno, line in enumerate(data[:end].splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise StoreError(f"{self.predictions_path}:{lineno} is corrupt ({exc}); "
-                                 "use runner.overwrite=true to start over") from None
-            if record["id"] in self._records:
-                raise StoreError(f"{self.predictions_path}:{lineno} repeats sample {record['id']!r}")
+                self.dropped_partial_line = True
+        records, bad = read_jsonl_records(data[:end], self.predictions_path)
+        if bad:
+            raise StoreError(
+                f"{self.predictions_path}:{bad[0]} is corrupt ({len(bad)} bad line(s): not a JSON record with "
+                f"an 'id'); `mio-eval repair {self.run_dir}` keeps every valid line (the file is backed up), "
+                "or runner.overwrite=true starts over"
+            )
+        for lineno, record in records:
+            previous = self._records.get(record["id"])
+            if previous is not None and not previous.get("error") and not record.get("supersedes"):
+                raise StoreError(f"{self.predictions_path}:{lineno} repeats sample {record['id']!r}; "
+                                 f"`mio-eval repair {self.run_dir}` keeps its first successful record")
+            self._attempts[record["id"]] = self._attempts.get(record["id"], 0) + 1
             self._records[record["id"]] = record
+
+
+def repair(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    """``mio-eval repair RUN_DIR``: rewrite ``predictions.jsonl`` keeping every valid line.
+
+    Drops lines that are not a JSON record with an ``id`` and any record of a sample after its
+    first successful one (a duplicate); keeps failed attempts before it. The original file is
+    kept beside it as ``predictions.jsonl.bak-<n>``. Takes the run's lock, so it never races a
+    running evaluation. Returns counts: kept, dropped_corrupt, dropped_duplicates.
+    """
+    store = PredictionStore(run_dir)
+    path = store.predictions_path
+    if path.is_symlink():
+        raise StoreError(f"{path} is a symbolic link; refusing to repair through it")
+    if not path.is_file():
+        raise StoreError(f"no predictions.jsonl in {store.run_dir}")
+    store._lock()
+    try:
+        data = path.read_bytes()
+        records, bad = read_jsonl_records(data, path)
+        kept_lines: list[bytes] = []
+        succeeded: set[str] = set()
+        duplicates = 0
+        for _lineno, record in records:
+            if record["id"] in succeeded and not record.get("supersedes"):
+                duplicates += 1
+                continue
+            if not record.get("error"):
+                succeeded.add(record["id"])
+            kept_lines.append(json.dumps(record, ensure_ascii=False).encode("utf-8") + b"\n")
+        n = 1
+        while (backup := path.with_name(f"{path.name}.bak-{n}")).exists():
+            n += 1
+        fd = _open_nofollow(backup, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            os.fsync(fh.fileno())
+        from mio_eval.atomic import atomic_path
+
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(b"".join(kept_lines))
+        return {"kept": len(kept_lines), "dropped_corrupt": len(bad), "dropped_duplicates": duplicates,
+                "backup": str(backup)}
+    finally:
+        store.close()

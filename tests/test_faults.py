@@ -19,7 +19,7 @@ from PIL import Image
 
 from helpers import grey_frames, write_video
 from mio_eval import run
-from mio_eval.errors import ConfigError, MediaError, StoreWriteError
+from mio_eval.errors import ConfigError, MediaError, RunFailed, StoreWriteError
 from mio_eval.media import load_image, video_frames
 from mio_eval.runner import RunnerSettings, evaluate
 from mio_eval.models.dummy import DummyAdapter
@@ -134,8 +134,10 @@ def test_wrong_modality_and_empty_output_are_invalid_and_counted(tmp_path):
                     out.append(Output.failure("backend: malformed"))
             return out
 
-    metrics = evaluate(_Task(samples), Mixed(), run_dir=tmp_path, fingerprint="f", run_info={},
-                       settings=RunnerSettings(progress=False, max_error_rate=1.0))
+    with pytest.raises(RunFailed, match="all 3 samples failed"):  # nothing scored: the run failed
+        evaluate(_Task(samples), Mixed(), run_dir=tmp_path, fingerprint="f", run_info={},
+                 settings=RunnerSettings(progress=False, max_error_rate=1.0))
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
     rows = _lines(tmp_path / "scores.jsonl")
     assert [r["error"] for r in rows] == ["invalid output: expected a transcript, got audio",
                                           "invalid output: expected a transcript, got nothing", "backend: malformed"]

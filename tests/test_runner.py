@@ -6,7 +6,7 @@ import json
 import pytest
 
 from mio_eval.adapter import CapabilityError
-from mio_eval.errors import ConfigError, ErrorBudgetExceeded, StoreError
+from mio_eval.errors import ConfigError, ErrorBudgetExceeded, RunFailed, StoreError
 from mio_eval.metrics.base import MetricResult
 from mio_eval.models.dummy import DummyAdapter
 from mio_eval.runner import RunnerSettings, evaluate
@@ -181,7 +181,7 @@ def test_error_budget_aborts_and_keeps_finished_work(tmp_path):
         "s001": "dummy: configured failure", "s002": "dummy: configured failure"}
 
     rerun = RecordingAdapter(fail_ids=fail)
-    metrics = _run(tmp_path, adapter=rerun, batch_size=2, max_error_rate=1.0)
+    metrics = _run(tmp_path, adapter=rerun, batch_size=2, max_error_rate=1.0, retry_errors=False)
     assert sorted(i for batch in rerun.batches for i in batch) == ["s000", "s004"]  # only what was missing
     ids = [p["id"] for p in _lines(tmp_path / "predictions.jsonl")]
     assert ids[:8] == kept and sorted(ids) == IDS and len(ids) == len(set(ids))
@@ -193,7 +193,7 @@ def test_stored_errors_count_against_the_budget_on_resume(tmp_path):
     _run(tmp_path, adapter=DummyAdapter(fail_ids=["s000", "s001"]), limit=5, max_error_rate=1.0)
     # 2 stored failures + 1 new = 3 of 10 > 20%: the resumed run must still abort.
     with pytest.raises(ErrorBudgetExceeded, match="3 of 10 samples failed"):
-        _run(tmp_path, adapter=DummyAdapter(fail_ids=["s009"]), max_error_rate=0.2)
+        _run(tmp_path, adapter=DummyAdapter(fail_ids=["s009"]), max_error_rate=0.2, retry_errors=False)
 
 
 def test_errors_within_budget_are_counted_with_reasons(tmp_path):
@@ -261,7 +261,10 @@ class ShortAdapter(DummyAdapter):
 
 @pytest.mark.parametrize("batch_size", [1, 4])
 def test_adapter_returning_too_few_outputs_loses_no_sample(tmp_path, batch_size):
-    metrics = _run(tmp_path, adapter=ShortAdapter(), batch_size=batch_size, max_error_rate=1.0)
+    with pytest.raises(RunFailed, match="all 10 samples failed"):  # a run with nothing scored is no success
+        _run(tmp_path, adapter=ShortAdapter(), batch_size=batch_size, max_error_rate=1.0)
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["failed"] == "all 10 samples failed"
     preds = _lines(tmp_path / "predictions.jsonl")
     assert sorted(p["id"] for p in preds) == IDS
     assert all(p["error"] and "adapter returned 0 outputs" in p["error"] for p in preds)
@@ -275,7 +278,7 @@ def test_stages_generate_then_score_equal_all(tmp_path):
     assert (tmp_path / "a" / "predictions.jsonl").exists()
     assert not (tmp_path / "a" / "metrics.json").exists() and not (tmp_path / "a" / "scores.jsonl").exists()
     scorer = RecordingAdapter()
-    split = _run(tmp_path / "a", task=task, adapter=scorer, stage="score")
+    split = _run(tmp_path / "a", task=task, adapter=scorer, stage="score", max_error_rate=0.5)
     assert scorer.calls == 0 and scorer.loads == 0  # scoring never touches the model
     whole = _run(tmp_path / "b", task=task, adapter=DummyAdapter(fail_ids=["s004"]), max_error_rate=0.5)
     assert split["metrics"] == whole["metrics"]
