@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import fields
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from mio_eval.config import CONFIG_MODULE, fingerprint, group_choices, register_resolvers, validate_choices
 from mio_eval.errors import ConfigError, MioEvalError
 
-__all__ = ["compose", "execute", "run", "build"]
+__all__ = ["compose", "execute", "run", "build", "portable"]
 
 
 def compose(overrides: Sequence[str]):
@@ -19,8 +20,11 @@ def compose(overrides: Sequence[str]):
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
+    from mio_eval.trust import check_overrides
+
     register_resolvers()
     validate_choices(overrides)
+    check_overrides(overrides)
     try:
         with initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3"):
             return hydra_compose(config_name="eval", overrides=list(overrides))
@@ -50,16 +54,24 @@ def _container(node: Any, what: str) -> dict[str, Any]:
 
 
 def build(cfg) -> tuple[Any, Any]:
-    """Instantiate ``cfg.task`` and ``cfg.model`` (cheap: no weights load here)."""
+    """Instantiate ``cfg.task`` and ``cfg.model`` (cheap: no weights load here), after checking
+    every ``_target_`` of the config against the allow-list (``mio_eval.trust``)."""
     from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    from mio_eval.trust import check_targets
 
     register_resolvers()
     if cfg.get("task") is None or "_target_" not in cfg.task:
         raise ConfigError(f"no task chosen: add task=<name>, one of: {', '.join(group_choices('task'))}")
+    check_targets(OmegaConf.to_container(cfg, resolve=False))
     built = []
     for key in ("task", "model"):
+        node = cfg[key]
+        if key == "task" and "default_model" in node:  # CLI metadata, not a constructor argument
+            node = OmegaConf.masked_copy(node, [k for k in node if k != "default_model"])
         try:
-            built.append(instantiate(cfg[key], _convert_="all"))
+            built.append(instantiate(node, _convert_="all"))
         except Exception as exc:  # noqa: BLE001 - every build failure is a config problem
             cause = _root_cause(exc)
             if isinstance(cause, MioEvalError):
@@ -90,16 +102,18 @@ def execute(cfg) -> dict[str, Any] | None:
     return _execute_once(cfg, settings)
 
 
-def _execute_once(cfg, settings, *, subdir: str | None = None) -> dict[str, Any] | None:
+def _execute_once(cfg, settings, *, subdir: str | None = None, built=None) -> dict[str, Any] | None:
     from mio_eval.runner import evaluate
 
     task_cfg = _container(cfg.task, "task") if cfg.get("task") is not None else None
     model_cfg = _container(cfg.model, "model")
     runner_cfg = _container(cfg.runner, "runner")
     paths_cfg = _container(cfg.paths, "paths")
-    task, adapter = build(cfg)
-    generation_cfg = {k: v for k, v in task_cfg.items() if k not in set(type(task).scoring_keys)}
-    print_key = fingerprint({"task": generation_cfg, "model": model_cfg})
+    task, adapter = built if built is not None else build(cfg)
+    generation_cfg = {k: v for k, v in task_cfg.items() if k not in set(type(task).scoring_keys) | {"default_model"}}
+    roots = _path_roots(paths_cfg)
+    print_key = fingerprint({"task": portable(generation_cfg, roots, drop=("loader",)),
+                             "model": portable(model_cfg, roots)})
     run_dir = Path(paths_cfg["results_dir"]) / adapter.name / task.name
     if subdir:
         run_dir = run_dir / subdir
@@ -108,7 +122,43 @@ def _execute_once(cfg, settings, *, subdir: str | None = None) -> dict[str, Any]
         "model": adapter.name,
         "config": {"task": task_cfg, "model": model_cfg, "runner": runner_cfg, "paths": paths_cfg},
     }
-    return evaluate(task, adapter, run_dir=run_dir, settings=settings, fingerprint=print_key, run_info=run_info)
+    from mio_eval.samples import loader_roots
+
+    data_roots = [*loader_roots(task_cfg.get("loader")), paths_cfg.get("data_dir"), paths_cfg.get("cache_dir")]
+    return evaluate(task, adapter, run_dir=run_dir, settings=settings, fingerprint=print_key, run_info=run_info,
+                    data_roots=[r for r in data_roots if r],
+                    allow_outside_data=bool(paths_cfg.get("allow_outside_data", False)))
+
+
+def _path_roots(paths_cfg: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(placeholder, absolute root) pairs, longest first: where a config's paths are made relative."""
+    from mio_eval.config import data_path
+
+    roots = [(f"${{paths.{k}}}", str(paths_cfg[k])) for k in ("data_dir", "checkpoints_dir", "cache_dir", "results_dir")
+             if isinstance(paths_cfg.get(k), str)]
+    roots.append(("${mio_data:}", str(Path(data_path("tts_demo")).parent)))
+    home = os.environ.get("HOME")
+    if home:
+        roots.append(("~", home))
+    absolute = [(name, os.path.normpath(os.path.abspath(root))) for name, root in roots]
+    # Relative roots (results, data) stay relative in configs: only absolute paths are rewritten.
+    return sorted(absolute, key=lambda item: -len(item[1]))
+
+
+def portable(node: Any, roots: Sequence[tuple[str, str]], *, drop: Sequence[str] = ()) -> Any:
+    """The config with every path under a root written relative to it (``${paths.data_dir}/coco``),
+    and the ``drop`` keys (the data loader: samples are checked by content) replaced by a
+    marker, so the fingerprint survives moving data, checkpoints or ``$HOME``."""
+    if isinstance(node, Mapping):
+        return {k: ("<checked by content>" if k in drop else portable(v, roots)) for k, v in node.items()}
+    if isinstance(node, list):
+        return [portable(v, roots) for v in node]
+    if isinstance(node, str) and os.path.isabs(node):
+        path = os.path.normpath(node)
+        for name, root in roots:
+            if path == root or path.startswith(root + os.sep):
+                return name + path[len(root):]
+    return node
 
 
 def _execute_repeats(cfg, settings) -> dict[str, Any] | None:
