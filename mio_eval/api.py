@@ -53,10 +53,19 @@ def _container(node: Any, what: str) -> dict[str, Any]:
         raise ConfigError(f"{what} config is incomplete: {_one_line(exc)}") from None
 
 
-def build(cfg) -> tuple[Any, Any]:
-    """Instantiate ``cfg.task`` and ``cfg.model`` (cheap: no weights load here), after checking
-    every ``_target_`` of the config against the allow-list (``mio_eval.trust``)."""
+def _instantiate(node, key: str):
     from hydra.utils import instantiate
+
+    try:
+        return instantiate(node, _convert_="all")
+    except Exception as exc:  # noqa: BLE001 - every build failure is a config problem
+        cause = _root_cause(exc)
+        if isinstance(cause, MioEvalError):
+            raise ConfigError(str(cause)) from None
+        raise ConfigError(f"cannot build {key} from its config: {type(cause).__name__}: {_one_line(cause)}") from None
+
+
+def _checked(cfg) -> None:
     from omegaconf import OmegaConf
 
     from mio_eval.trust import check_targets
@@ -65,30 +74,43 @@ def build(cfg) -> tuple[Any, Any]:
     if cfg.get("task") is None or "_target_" not in cfg.task:
         raise ConfigError(f"no task chosen: add task=<name>, one of: {', '.join(group_choices('task'))}")
     check_targets(OmegaConf.to_container(cfg, resolve=False))
-    built = []
-    for key in ("task", "model"):
-        node = cfg[key]
-        if key == "task" and "default_model" in node:  # CLI metadata, not a constructor argument
-            node = OmegaConf.masked_copy(node, [k for k in node if k != "default_model"])
-        try:
-            built.append(instantiate(node, _convert_="all"))
-        except Exception as exc:  # noqa: BLE001 - every build failure is a config problem
-            cause = _root_cause(exc)
-            if isinstance(cause, MioEvalError):
-                raise ConfigError(str(cause)) from None
-            raise ConfigError(f"cannot build {key} from its config: {type(cause).__name__}: {_one_line(cause)}") from None
-    task, model = built
+
+
+def build_task(cfg) -> Any:
+    """Instantiate ``cfg.task`` (``default_model``, CLI metadata, is not passed on)."""
+    from omegaconf import OmegaConf
+
+    _checked(cfg)
+    node = cfg.task
+    if "default_model" in node:
+        node = OmegaConf.masked_copy(node, [k for k in node if k != "default_model"])
+    return _instantiate(node, "task")
+
+
+def build_model(cfg) -> Any:
+    """Instantiate ``cfg.model`` (cheap: weights load in ``load()``)."""
+    _checked(cfg)
+    return _instantiate(cfg.model, "model")
+
+
+def _attach(task, model) -> None:
     attach = getattr(task, "attach_model", None)
     if attach is not None:  # tasks that score with the model itself (TTS round trip)
         try:
             attach(model)
         except MioEvalError as exc:
             raise ConfigError(str(exc)) from None
+
+
+def build(cfg) -> tuple[Any, Any]:
+    """Instantiate ``cfg.task`` and ``cfg.model`` (cheap: no weights load here), after checking
+    every ``_target_`` of the config against the allow-list (``mio_eval.trust``)."""
+    task, model = build_task(cfg), build_model(cfg)
+    _attach(task, model)
     return task, model
 
 
-def execute(cfg) -> dict[str, Any] | None:
-    """Run the evaluation a composed config describes; returns metrics.json (None for stage=generate)."""
+def _settings(cfg):
     from mio_eval.runner import RunnerSettings
 
     runner_cfg = _container(cfg.runner, "runner")
@@ -96,20 +118,31 @@ def execute(cfg) -> dict[str, Any] | None:
     unknown = sorted(set(runner_cfg) - known)
     if unknown:
         raise ConfigError(f"unknown runner option(s): {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
-    settings = RunnerSettings(**runner_cfg)
+    return RunnerSettings(**runner_cfg)
+
+
+def execute(cfg, *, model: Any = None) -> dict[str, Any] | None:
+    """Run the evaluation a composed config describes; returns metrics.json (None for stage=generate).
+
+    ``model``: an adapter already built (a suite shares one across its tasks, loaded once)."""
+    settings = _settings(cfg)
     if settings.repeats > 1:
-        return _execute_repeats(cfg, settings)
-    return _execute_once(cfg, settings)
+        return _execute_repeats(cfg, settings, model=model)
+    return _execute_once(cfg, settings, model=model)
 
 
-def _execute_once(cfg, settings, *, subdir: str | None = None, built=None) -> dict[str, Any] | None:
+def _execute_once(cfg, settings, *, subdir: str | None = None, model: Any = None) -> dict[str, Any] | None:
     from mio_eval.runner import evaluate
 
     task_cfg = _container(cfg.task, "task") if cfg.get("task") is not None else None
     model_cfg = _container(cfg.model, "model")
     runner_cfg = _container(cfg.runner, "runner")
     paths_cfg = _container(cfg.paths, "paths")
-    task, adapter = built if built is not None else build(cfg)
+    if model is None:
+        task, adapter = build(cfg)
+    else:
+        task, adapter = build_task(cfg), model
+        _attach(task, adapter)
     generation_cfg = {k: v for k, v in task_cfg.items() if k not in set(type(task).scoring_keys) | {"default_model"}}
     roots = _path_roots(paths_cfg)
     print_key = fingerprint({"task": portable(generation_cfg, roots, drop=("loader",)),
@@ -161,7 +194,7 @@ def portable(node: Any, roots: Sequence[tuple[str, str]], *, drop: Sequence[str]
     return node
 
 
-def _execute_repeats(cfg, settings) -> dict[str, Any] | None:
+def _execute_repeats(cfg, settings, *, model: Any = None) -> dict[str, Any] | None:
     """``runner.repeats=N``: N runs with generation seeds seed..seed+N-1, each in
     ``<run dir>/seed_<s>/`` (resumable on its own), then mean ± 95% CI in ``<run dir>/metrics.json``."""
     import time
@@ -186,7 +219,7 @@ def _execute_repeats(cfg, settings) -> dict[str, Any] | None:
         with open_dict(repeat_cfg):
             OmegaConf.update(repeat_cfg, "task.generation.seed", seed, merge=False)
             OmegaConf.update(repeat_cfg, "runner.repeats", 1, merge=False)
-        result = _execute_once(repeat_cfg, replace(settings, repeats=1), subdir=f"seed_{seed}")
+        result = _execute_once(repeat_cfg, replace(settings, repeats=1), subdir=f"seed_{seed}", model=model)
         runs.append((seed, result))
     if settings.stage == "generate":
         return None
@@ -196,6 +229,49 @@ def _execute_repeats(cfg, settings) -> dict[str, Any] | None:
     run_dir = Path(_container(cfg.paths, "paths")["results_dir"]) / metrics["model"] / metrics["task"]
     atomic_write_json(run_dir / "metrics.json", metrics)
     return metrics
+
+
+def suite_tasks(name: str) -> tuple[list[str], list[str]]:
+    """The tasks and the shared overrides of ``configs/suite/<name>.yaml``."""
+    from importlib import resources
+
+    from omegaconf import OmegaConf
+
+    choices = group_choices("suite")
+    if name not in choices:
+        from mio_eval.config import did_you_mean
+
+        raise ConfigError(f"unknown suite {name!r}{did_you_mean(name, choices)}; valid choices: {', '.join(choices)}")
+    data = OmegaConf.to_container(OmegaConf.load(str(resources.files(CONFIG_MODULE) / "suite" / f"{name}.yaml")))
+    return [str(t) for t in data.get("tasks") or []], [str(o) for o in data.get("overrides") or []]
+
+
+def run_suite(tasks: Sequence[str], overrides: Sequence[str] = (), *,
+              on_result=None) -> list[tuple[str, dict[str, Any] | None, MioEvalError | None]]:
+    """Run several tasks in one process; the model is built (and its weights loaded) once and
+    shared while the tasks' model configs are equal. Each task writes its own run dir. A task
+    that fails (missing data, error budget) is recorded and the next one runs; an interrupt stops
+    the suite. Returns (task, metrics or None, error or None) per task, in order."""
+    from mio_eval.errors import Interrupted, Terminated
+
+    validate_choices([f"task={t}" for t in tasks])
+    results: list[tuple[str, dict[str, Any] | None, MioEvalError | None]] = []
+    shared, shared_key = None, None
+    for name in tasks:
+        try:
+            cfg = compose([f"task={name}", *overrides])
+            key = fingerprint(_container(cfg.model, "model"))
+            if shared is None or key != shared_key:
+                shared, shared_key = build_model(cfg), key
+            result = (name, execute(cfg, model=shared), None)
+        except (Interrupted, Terminated):
+            raise
+        except MioEvalError as exc:
+            result = (name, None, exc)
+        results.append(result)
+        if on_result is not None:
+            on_result(*result)
+    return results
 
 
 def run(task: str, model: str, overrides: Sequence[str] = ()) -> dict[str, Any]:

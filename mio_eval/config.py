@@ -13,10 +13,30 @@ from typing import Any, Iterable, Mapping
 
 from mio_eval.errors import ConfigError
 
-__all__ = ["CONFIG_MODULE", "group_choices", "validate_choices", "register_resolvers", "fingerprint", "data_path"]
+__all__ = ["CONFIG_MODULE", "group_choices", "validate_choices", "register_resolvers", "fingerprint", "data_path",
+           "did_you_mean", "default_model"]
 
 CONFIG_MODULE = "mio_eval.configs"
-CHECKED_GROUPS = ("task", "model", "runner", "paths", "experiment")
+CHECKED_GROUPS = ("task", "model", "runner", "paths", "experiment", "suite")
+
+
+def did_you_mean(name: str, choices: Iterable[str]) -> str:
+    """``"; did you mean 'tts'?"`` for the closest valid choice, or ``""``."""
+    import difflib
+
+    close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def default_model(task: str) -> str | None:
+    """The ``default_model`` a task's YAML names (the model ``mio-eval task=<task>`` runs)."""
+    from omegaconf import OmegaConf
+
+    path = resources.files(CONFIG_MODULE) / "task" / f"{task}.yaml"
+    if not path.is_file():
+        return None
+    value = OmegaConf.load(str(path)).get("default_model")
+    return str(value) if value else None
 
 
 def data_path(name: str) -> str:
@@ -58,13 +78,17 @@ def validate_choices(args: Iterable[str]) -> None:
         group = key.lstrip("+~")
         if group not in CHECKED_GROUPS:
             continue
+        if value.strip().startswith("[") and group in ("task", "model", "suite"):
+            raise ConfigError(f"{arg}: a list would merge the {group} configs into one; run several with "
+                              f"{group}=a,b (a suite in one process) or -m {group}=a,b (a sweep)")
         values = _split_values(value)
         if values is None or (group == "experiment" and values == ["null"]):
             continue
         choices = group_choices(group)
         unknown = [v for v in values if v not in choices]
         if unknown:
-            raise ConfigError(f"unknown {group} {unknown[0]!r}; valid choices: {', '.join(choices)}")
+            raise ConfigError(f"unknown {group} {unknown[0]!r}{did_you_mean(unknown[0], choices)}; "
+                              f"valid choices: {', '.join(choices)}")
 
 
 def fingerprint(data: Mapping[str, Any]) -> str:

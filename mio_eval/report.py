@@ -16,7 +16,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from mio_eval.atomic import atomic_write_text
 
-__all__ = ["load_runs", "render_runs", "judge_label", "main"]
+__all__ = ["load_runs", "render_runs", "render_ranked", "judge_label", "coverage", "main"]
 
 
 def load_runs(root: str | Path) -> list[dict[str, Any]]:
@@ -50,6 +50,22 @@ def _format(value: float | None, scale: float, extra: Mapping[str, Any] | None =
     return f"{value * scale:.{digits}f}" + (f" ± {half * scale:.{digits}f}" if half is not None else "")
 
 
+LIMITED_MARK = "⁽ˡ⁾"
+
+
+def coverage(run: Mapping[str, Any]) -> str | None:
+    """How a run that did not evaluate the whole published split falls short, or None when it did
+    (or is too old to say): ``limited: 5 of 50`` (runner.limit), ``partial split: 48 of 5000``."""
+    if run.get("complete", True) is not False:
+        return None
+    available, size = run.get("n_available"), run.get("split_size")
+    if run.get("limit") is not None:
+        return f"limited: {run['n']} of {available} ({run.get('limit_mode') or 'first'})"
+    if size is not None and available is not None and available != size:
+        return f"partial split: {available} of {size}"
+    return "incomplete"
+
+
 def _table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * len(header)) + "|"]
     lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
@@ -75,21 +91,76 @@ def render_runs(runs: Sequence[Mapping[str, Any]]) -> str:
     for model in models:
         row = [model]
         for task, name in columns:
-            metric = by_cell.get((model, task), {}).get("metrics", {}).get(name)
-            row.append(_format(metric["value"], metric.get("scale", 1.0), metric.get("extra")) if metric else "")
+            run = by_cell.get((model, task), {})
+            metric = run.get("metrics", {}).get(name)
+            cell = _format(metric["value"], metric.get("scale", 1.0), metric.get("extra")) if metric else ""
+            if metric and (coverage(run) or run.get("failed")):
+                cell += LIMITED_MARK
+            row.append(cell)
         rows.append(row)
     details = []
+    flagged = False
     for run in sorted(runs, key=lambda r: (r["model"], r["task"])):
         variants = ", ".join(f"{k}: {m['variant']}" for k, m in run["metrics"].items())
         judges = "; ".join(judge_label(j) for j in run.get("judges", [])) or "–"
-        details.append([run["model"], run["task"], str(run["n"]), str(run["n_errors"]), judges, variants,
+        n = str(run["n"])
+        notes = [note for note in (coverage(run), f"FAILED: {run['failed']}" if run.get("failed") else None) if note]
+        if notes:
+            flagged = True
+            n += f" ({'; '.join(notes)})"
+        details.append([run["model"], run["task"], n, str(run["n_errors"]), judges, variants,
                         f"{run.get('wall_time_s', 0):.1f}"])
+    footnote = (f"\n{LIMITED_MARK} limited, partial or failed run: scored on a subset (see n), not comparable with "
+                "full-split numbers\n" if flagged else "")
     return (
         _table(header, rows)
         + "\n\n"
         + _table(["model", "task", "n", "errors", "judge", "variants", "wall s"], details)
         + "\n"
+        + footnote
     )
+
+
+def render_ranked(runs: Sequence[Mapping[str, Any]]) -> str:
+    """Per task, the runs ranked by the task's first metric in its own direction. Runs scored on
+    different sample sets (a ``runner.limit``, another split size) are never ranked against each
+    other: each sample set gets its own table, the largest first."""
+    by_task: dict[str, list[Mapping[str, Any]]] = {}
+    for run in runs:
+        by_task.setdefault(run["task"], []).append(run)
+    parts = []
+    for task, task_runs in sorted(by_task.items()):
+        groups: dict[Any, list[Mapping[str, Any]]] = {}
+        for run in task_runs:
+            groups.setdefault(run.get("sample_set") or ("n", run["n"]), []).append(run)
+        for members in sorted(groups.values(), key=lambda g: -g[0]["n"]):
+            primary = next(iter(members[0]["metrics"]), None)
+            meta = members[0]["metrics"].get(primary, {}) if primary else {}
+            higher = bool(meta.get("higher_is_better", True))
+
+            def key(run, primary=primary, higher=higher):
+                value = (run["metrics"].get(primary) or {}).get("value")
+                if value is None or value != value:  # None or NaN: last
+                    return (1, 0.0)
+                return (0, -value if higher else value)
+
+            title = f"### {task} · ranked by {primary} {'↑' if higher else '↓'} (n = {members[0]['n']})"
+            note = coverage(members[0])
+            if note:
+                title += f" {LIMITED_MARK} {note}"
+            header = ["#", "model", *[f"{m} {'↑' if d.get('higher_is_better') else '↓'}"
+                                      for m, d in members[0]["metrics"].items()], "errors"]
+            rows = []
+            for rank, run in enumerate(sorted(members, key=key), 1):
+                cells = [str(rank), run["model"]]
+                for name in members[0]["metrics"]:
+                    metric = run["metrics"].get(name)
+                    cells.append(_format(metric.get("value"), metric.get("scale", 1.0), metric.get("extra"))
+                                 if metric else "")
+                cells.append(str(run["n_errors"]))
+                rows.append(cells)
+            parts.append(title + "\n\n" + _table(header, rows))
+    return "\n\n".join(parts) + "\n"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
