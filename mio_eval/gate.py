@@ -15,21 +15,36 @@ Tolerances come from a YAML/JSON file::
       wer_corpus: {abs: 0.005}          # any task
       tts_demo/wer_utt_mean: {rel: 0.02} # one task
 
-A metric present in the baseline and absent (or ``None``) in the candidate is a regression.
-Where both runs kept per-sample scores (``scores.jsonl``) and the metric says how it is built from
-them (``extra.per_sample``: the mean of a field, or a ratio of two summed fields), a seeded paired
-bootstrap over the samples both sides scored gives the 95% interval of candidate − baseline; it
-is reported beside the decision, which stays the tolerance rule (deterministic and cheap).
+    n_errors: {abs: 0}                 # more failed samples than the baseline: a regression
 
-Exit codes: 0 no regression, 1 regression, 2 unusable input.
+A candidate cannot pass by scoring fewer or easier samples, or by scoring differently:
+
+* **samples**: every sample the baseline scored must be in the candidate's run (a dropped sample
+  fails the gate as "samples dropped", never as a metric regression);
+* **errors**: ``n_errors`` may not grow beyond its tolerance (default 0);
+* **metrics**: a metric missing, ``None`` or NaN in the candidate is a regression; where both runs
+  kept per-sample scores (``scores.jsonl``) and the metric says how it is built from them
+  (``extra.per_sample``: the mean of a field, or a ratio of two summed fields), both sides are
+  recomputed on the samples *both* scored, so a candidate's failures neither help nor hide;
+* **protocol**: a metric's variant or scoring provenance, the normaliser, or a judge (model and
+  checkpoint digest) that differ make the comparison meaningless: exit 2 naming it, unless
+  ``--allow-protocol-change``.
+
+``--decide tolerance`` (default): regression when the shared-sample difference is worse than the
+tolerance. ``--decide bootstrap``: regression when the whole 95% paired-bootstrap interval
+(``scipy.stats.bootstrap(paired=True)``, percentile method, seeded) of candidate − baseline lies
+beyond the tolerance in the bad direction. The interval is reported either way.
+
+Exit codes: 0 no regression, 1 regression, 2 unusable input or a protocol change.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -37,7 +52,65 @@ import numpy as np
 
 from mio_eval.errors import ConfigError
 
-__all__ = ["Comparison", "compare", "load_side", "paired_bootstrap", "main"]
+__all__ = ["Comparison", "Check", "GateResult", "compare", "gate", "load_side", "paired_bootstrap", "main",
+           "read_scores", "read_metrics_json"]
+
+DECISIONS = ("tolerance", "bootstrap")
+
+
+def read_scores(path: Path) -> dict[str, Mapping[str, Any]]:
+    """``scores.jsonl`` rows by id, read line by line (a U+2028 inside a transcript is not a line
+    break); a malformed file is a ConfigError naming the line."""
+    rows: dict[str, Mapping[str, Any]] = {}
+    try:
+        with open(path, encoding="utf-8", newline="\n") as fh:
+            for lineno, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except ValueError as exc:
+                    raise ConfigError(f"{path}:{lineno} is not valid JSON ({exc})") from None
+                if not isinstance(row, dict) or "id" not in row:
+                    raise ConfigError(f"{path}:{lineno} is not a score row (a JSON object with an 'id')")
+                rows[str(row["id"])] = row
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read {path}: {exc}") from None
+    return rows
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def read_metrics_json(path: Path) -> dict[str, Any]:
+    """A ``metrics.json`` checked for the fields every consumer reads (gate, export, leaderboard):
+    ConfigError, one line, for anything else — never a traceback."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ConfigError(f"cannot read {path}: {' '.join(str(exc).split())}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} is not a mio-eval metrics.json (a JSON object expected)")
+    for key in ("task", "model", "metrics"):
+        if key not in data:
+            raise ConfigError(f"{path} is not a mio-eval metrics.json (no {key!r})")
+    if not isinstance(data["task"], str) or not isinstance(data["model"], str):
+        raise ConfigError(f"{path}: 'task' and 'model' must be strings")
+    if not isinstance(data["metrics"], dict):
+        raise ConfigError(f"{path}: 'metrics' must be an object of metric name -> result")
+    for name, metric in data["metrics"].items():
+        if not isinstance(metric, dict) or not isinstance(metric.get("higher_is_better"), bool):
+            raise ConfigError(f"{path}: metric {name!r} must be an object with a boolean 'higher_is_better'")
+        value = metric.get("value")
+        if value is not None and not _is_number(value):
+            raise ConfigError(f"{path}: metric {name!r} has a non-numeric value {value!r}")
+        if "scale" in metric and not _is_number(metric["scale"]):
+            raise ConfigError(f"{path}: metric {name!r} has a non-numeric scale")
+    for key in ("n", "n_errors"):
+        if key in data and (not isinstance(data[key], int) or isinstance(data[key], bool) or data[key] < 0):
+            raise ConfigError(f"{path}: {key!r} must be a non-negative integer, got {data[key]!r}")
+    return data
 
 
 @dataclass(frozen=True)
@@ -53,12 +126,7 @@ class Run:
         path = self.directory / "scores.jsonl"
         if not path.is_file():
             return None
-        rows = {}
-        for line in path.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                row = json.loads(line)
-                rows[str(row["id"])] = row
-        return rows
+        return read_scores(path)
 
 
 @dataclass(frozen=True)
@@ -74,6 +142,7 @@ class Comparison:
     ci95: tuple[float, float] | None = None
     n_paired: int = 0
     note: str = ""
+    basis: str = "headline"  # "shared samples" when recomputed on the samples both runs scored
 
     @property
     def delta(self) -> float | None:
@@ -82,15 +151,30 @@ class Comparison:
         return self.candidate - self.baseline
 
 
-def _read_metrics(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"cannot read {path}: {exc}") from None
-    for key in ("task", "model", "metrics"):
-        if key not in data:
-            raise ConfigError(f"{path} is not a mio-eval metrics.json (no {key!r})")
-    return data
+@dataclass(frozen=True)
+class Check:
+    """A run-level verdict: ``samples`` (dropped), ``errors`` (more failures), ``run`` (missing)."""
+
+    task: str
+    model: str
+    kind: str
+    regression: bool
+    message: str
+
+
+@dataclass(frozen=True)
+class GateResult:
+    comparisons: list[Comparison] = field(default_factory=list)
+    checks: list[Check] = field(default_factory=list)
+    protocol: list[str] = field(default_factory=list)
+
+    @property
+    def regressions(self) -> list[str]:
+        return ([f"{c.task}: {c.message}" for c in self.checks if c.regression]
+                + [f"{c.task}·{c.metric}" for c in self.comparisons if c.regression])
+
+
+_read_metrics = read_metrics_json
 
 
 def load_side(path: str | Path) -> tuple[list[Run], bool]:
@@ -124,7 +208,9 @@ def load_tolerances(path: str | Path | None) -> dict[str, Any]:
     unknown = set(data) - {"default", "metrics"}
     if unknown:
         raise ConfigError(f"{path}: unknown key(s) {', '.join(sorted(unknown))}; use default and metrics")
-    for name, tol in [("default", data.get("default", {})), *data.get("metrics", {}).items()]:
+    if not isinstance(data.get("metrics", {}) or {}, dict) or not isinstance(data.get("default", {}) or {}, dict):
+        raise ConfigError(f"{path}: default and metrics must be mappings")
+    for name, tol in [("default", data.get("default", {})), *(data.get("metrics") or {}).items()]:
         bad = set(tol or {}) - {"abs", "rel"}
         if bad or any(not isinstance(v, (int, float)) or v < 0 for v in (tol or {}).values()):
             raise ConfigError(f"{path}: tolerance {name!r} must be {{abs: >=0, rel: >=0}}, got {tol!r}")
@@ -133,6 +219,8 @@ def load_tolerances(path: str | Path | None) -> dict[str, Any]:
 
 def _tolerance(tolerances: Mapping[str, Any], task: str, metric: str) -> Mapping[str, float]:
     specific = tolerances["metrics"]
+    if metric == "n_errors":  # failures: none more than the baseline unless a tolerance says so
+        return specific.get(f"{task}/n_errors") or specific.get("n_errors") or {"abs": 0, "rel": 0}
     return specific.get(f"{task}/{metric}") or specific.get(metric) or tolerances["default"]
 
 
@@ -150,26 +238,51 @@ def _usable(row: Mapping[str, Any] | None, spec: Mapping[str, Any]) -> bool:
     return all(isinstance(row.get(k), (int, float)) for k in keys)
 
 
+def _shared_ids(base_rows, cand_rows, spec) -> list[str]:
+    return sorted(i for i in base_rows if _usable(base_rows.get(i), spec) and _usable(cand_rows.get(i), spec))
+
+
+def _point(rows, ids, spec) -> float | None:
+    num, den = _sample_values(rows, ids, spec)
+    if den is None:
+        return float(num.mean())
+    total = float(den.sum())
+    return float(num.sum()) / total if total else None
+
+
 def paired_bootstrap(base_rows, cand_rows, spec: Mapping[str, Any], *, n_resamples: int = 1000,
                      seed: int = 0) -> tuple[tuple[float, float] | None, int]:
-    """95% percentile interval of (candidate − baseline) over samples scored on both sides."""
-    ids = sorted(i for i in base_rows if _usable(base_rows.get(i), spec) and _usable(cand_rows.get(i), spec))
-    if len(ids) < 2:
+    """95% interval of (candidate − baseline) over the samples both sides scored:
+    ``scipy.stats.bootstrap(paired=True)``, percentile method, seeded (mean of a field, or a
+    ratio of summed fields as corpus WER is). None with fewer than two shared samples."""
+    from scipy.stats import bootstrap
+
+    ids = _shared_ids(base_rows, cand_rows, spec)
+    if len(ids) < 2 or n_resamples < 1:
         return None, len(ids)
-    rng = np.random.default_rng(seed)
-    picks = rng.integers(0, len(ids), size=(n_resamples, len(ids)))
     b_num, b_den = _sample_values(base_rows, ids, spec)
     c_num, c_den = _sample_values(cand_rows, ids, spec)
     if b_den is None:
-        diffs = c_num[picks].mean(axis=1) - b_num[picks].mean(axis=1)
+        data = (b_num, c_num)
+
+        def statistic(b, c, axis):
+            return c.mean(axis=axis) - b.mean(axis=axis)
     else:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            diffs = c_num[picks].sum(1) / c_den[picks].sum(1) - b_num[picks].sum(1) / b_den[picks].sum(1)
-        diffs = diffs[np.isfinite(diffs)]
-        if diffs.size == 0:
-            return None, len(ids)
-    low, high = np.percentile(diffs, [2.5, 97.5])
-    return (float(low), float(high)), len(ids)
+        data = (b_num, b_den, c_num, c_den)
+
+        def statistic(bn, bd, cn, cd, axis):
+            with np.errstate(divide="ignore", invalid="ignore"):
+                return cn.sum(axis=axis) / cd.sum(axis=axis) - bn.sum(axis=axis) / bd.sum(axis=axis)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a degenerate (constant) difference is a valid answer here
+        result = bootstrap(data, statistic, paired=True, vectorized=True, n_resamples=n_resamples,
+                           confidence_level=0.95, method="percentile", rng=np.random.default_rng(seed))
+    low, high = float(result.confidence_interval.low), float(result.confidence_interval.high)
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return None, len(ids)
+    return (low, high), len(ids)
 
 
 def _pair(baseline: list[Run], base_root: bool, candidate: list[Run], cand_root: bool):
@@ -184,38 +297,134 @@ def _pair(baseline: list[Run], base_root: bool, candidate: list[Run], cand_root:
     return [(b, by_task.get(b.metrics["task"])) for b in baseline]
 
 
-def compare(baseline: list[Run], base_root: bool, candidate: list[Run], cand_root: bool,
-            tolerances: Mapping[str, Any], *, n_resamples: int = 1000, seed: int = 0) -> list[Comparison]:
-    results = []
+def _judge_ids(run: Run) -> list[tuple[Any, ...]]:
+    return sorted((str(j.get("role", "judge")), str(j.get("model")), str(j.get("sha256") or j.get("package") or ""))
+                  for j in run.metrics.get("judges") or [] if isinstance(j, Mapping))
+
+
+def protocol_changes(base: Run, cand: Run) -> list[str]:
+    """How the candidate was scored differently from the baseline (empty: same protocol)."""
+    task = base.metrics["task"]
+    problems = []
+    for name, b in base.metrics["metrics"].items():
+        c = cand.metrics["metrics"].get(name)
+        if not c:
+            continue
+        for key in ("variant", "provenance"):
+            if b.get(key) != c.get(key):
+                problems.append(f"{task}·{name} {key}: {b.get(key)!r} -> {c.get(key)!r}")
+    b_norm = (base.metrics.get("scoring") or {}).get("normalizer")
+    c_norm = (cand.metrics.get("scoring") or {}).get("normalizer")
+    if b_norm != c_norm:
+        problems.append(f"{task} normaliser: {b_norm!r} -> {c_norm!r}")
+    if _judge_ids(base) != _judge_ids(cand):
+        problems.append(f"{task} judge: {_judge_ids(base)} -> {_judge_ids(cand)}")
+    return problems
+
+
+def _run_checks(base: Run, cand: Run | None, base_rows, cand_rows, tolerances) -> list[Check]:
+    task, model = base.metrics["task"], base.metrics["model"]
+    if cand is None:
+        return [Check(task, model, "run", True, "candidate run missing")]
+    checks = []
+    if base_rows is not None and cand_rows is not None:
+        dropped = sorted(set(base_rows) - set(cand_rows))
+        if dropped:
+            checks.append(Check(task, model, "samples", True,
+                                f"samples dropped: {len(dropped)} of the baseline's {len(base_rows)} are not in the "
+                                f"candidate (e.g. {dropped[0]})"))
+    b_n, c_n = base.metrics.get("n"), cand.metrics.get("n")
+    if not checks and isinstance(b_n, int) and isinstance(c_n, int) and c_n < b_n:
+        checks.append(Check(task, model, "samples", True, f"samples dropped: candidate n={c_n} < baseline n={b_n}"))
+    b_err, c_err = base.metrics.get("n_errors"), cand.metrics.get("n_errors")
+    if isinstance(b_err, int) and isinstance(c_err, int):
+        tol = _tolerance(tolerances, task, "n_errors")
+        allowed = max(float(tol.get("abs", 0.0)), float(tol.get("rel", 0.0)) * b_err)
+        if c_err - b_err > allowed:
+            checks.append(Check(task, model, "errors", True,
+                                f"more failed samples: {b_err} -> {c_err} (allowed +{allowed:g})"))
+    if cand.metrics.get("failed"):
+        checks.append(Check(task, model, "run", True, f"candidate run failed: {cand.metrics['failed']}"))
+    return checks
+
+
+def gate(baseline: list[Run], base_root: bool, candidate: list[Run], cand_root: bool, tolerances: Mapping[str, Any],
+         *, decide: str = "tolerance", allow_protocol_change: bool = False, n_resamples: int = 1000,
+         seed: int = 0) -> GateResult:
+    """Every check of the gate (see the module docstring)."""
+    if decide not in DECISIONS:
+        raise ConfigError(f"--decide must be one of {', '.join(DECISIONS)}, got {decide!r}")
+    result = GateResult()
     for base, cand in _pair(baseline, base_root, candidate, cand_root):
-        task = base.metrics["task"]
         base_rows = base.per_sample()
         cand_rows = cand.per_sample() if cand is not None else None
-        for name, b in base.metrics["metrics"].items():
-            higher = bool(b["higher_is_better"])
-            tol = _tolerance(tolerances, task, name)
-            c = (cand.metrics["metrics"].get(name) if cand is not None else None) or {}
-            b_val, c_val = b.get("value"), c.get("value")
-            common = dict(task=task, metric=name, baseline=b_val, candidate=c_val, higher_is_better=higher,
-                          scale=float(b.get("scale", 1.0)))
-            if b_val is None:
-                results.append(Comparison(**common, allowed=0.0, regression=False, note="no baseline value"))
-                continue
-            allowed = max(float(tol.get("abs", 0.0)), float(tol.get("rel", 0.0)) * abs(b_val))
-            if c_val is None:
-                note = "candidate run missing" if cand is None else "metric missing in candidate"
-                results.append(Comparison(**common, allowed=allowed, regression=True, note=note))
-                continue
-            worse = (b_val - c_val) if higher else (c_val - b_val)
-            note = ""
-            if b.get("variant") != c.get("variant"):
-                note = f"variant differs: {b.get('variant')} vs {c.get('variant')}"
-            spec = (b.get("extra") or {}).get("per_sample")
-            ci, n_paired = None, 0
-            if spec and n_resamples > 0 and base_rows is not None and cand_rows is not None:
+        if cand is not None:
+            result.protocol.extend(protocol_changes(base, cand))
+        result.checks.extend(_run_checks(base, cand, base_rows, cand_rows, tolerances))
+        result.comparisons.extend(_compare_metrics(base, cand, base_rows, cand_rows, tolerances, decide=decide,
+                                                   n_resamples=n_resamples, seed=seed))
+    if result.protocol and not allow_protocol_change:
+        raise ConfigError(f"protocol changed, the runs are not comparable: {result.protocol[0]}"
+                          + (f" (+{len(result.protocol) - 1} more)" if len(result.protocol) > 1 else "")
+                          + "; rescore one side the same way, or pass --allow-protocol-change")
+    return result
+
+
+def compare(baseline: list[Run], base_root: bool, candidate: list[Run], cand_root: bool,
+            tolerances: Mapping[str, Any], *, n_resamples: int = 1000, seed: int = 0,
+            decide: str = "tolerance") -> list[Comparison]:
+    """The per-metric comparisons only (no run-level checks, no protocol check)."""
+    results = []
+    for base, cand in _pair(baseline, base_root, candidate, cand_root):
+        base_rows = base.per_sample()
+        cand_rows = cand.per_sample() if cand is not None else None
+        results.extend(_compare_metrics(base, cand, base_rows, cand_rows, tolerances, decide=decide,
+                                        n_resamples=n_resamples, seed=seed))
+    return results
+
+
+def _compare_metrics(base: Run, cand: Run | None, base_rows, cand_rows, tolerances, *, decide: str,
+                     n_resamples: int, seed: int) -> list[Comparison]:
+    task = base.metrics["task"]
+    results = []
+    for name, b in base.metrics["metrics"].items():
+        higher = bool(b["higher_is_better"])
+        tol = _tolerance(tolerances, task, name)
+        c = (cand.metrics["metrics"].get(name) if cand is not None else None) or {}
+        b_val, c_val = b.get("value"), c.get("value")
+        common = dict(task=task, metric=name, higher_is_better=higher, scale=float(b.get("scale", 1.0)))
+        if b_val is None or (isinstance(b_val, float) and math.isnan(b_val)):
+            results.append(Comparison(**common, baseline=b_val, candidate=c_val, allowed=0.0, regression=False,
+                                      note="no baseline value"))
+            continue
+        allowed = max(float(tol.get("abs", 0.0)), float(tol.get("rel", 0.0)) * abs(b_val))
+        if c_val is None or (isinstance(c_val, float) and math.isnan(c_val)):
+            note = ("candidate run missing" if cand is None else "metric missing in candidate" if not c
+                    else "candidate value is NaN" if c_val is not None else "candidate value is null")
+            results.append(Comparison(**common, baseline=b_val, candidate=c_val, allowed=allowed, regression=True,
+                                      note=note))
+            continue
+        spec = (b.get("extra") or {}).get("per_sample")
+        basis, ci, n_paired = "headline", None, 0
+        if spec and base_rows is not None and cand_rows is not None:
+            ids = _shared_ids(base_rows, cand_rows, spec)
+            if ids:
+                b_shared, c_shared = _point(base_rows, ids, spec), _point(cand_rows, ids, spec)
+                if b_shared is not None and c_shared is not None:
+                    b_val, c_val, basis, n_paired = b_shared, c_shared, "shared samples", len(ids)
+            if n_resamples > 0:
                 ci, n_paired = paired_bootstrap(base_rows, cand_rows, spec, n_resamples=n_resamples, seed=seed)
-            results.append(Comparison(**common, allowed=allowed, regression=worse > allowed + 1e-12,
-                                      ci95=ci, n_paired=n_paired, note=note))
+        worse = (b_val - c_val) if higher else (c_val - b_val)
+        if decide == "bootstrap":
+            if ci is None:
+                regression, note = worse > allowed + 1e-12, "no paired interval: decided by tolerance"
+            else:
+                bad_low = -ci[1] if higher else ci[0]  # the least-bad end of the interval, in "worse" units
+                regression, note = bad_low > allowed + 1e-12, ""
+        else:
+            regression, note = worse > allowed + 1e-12, ""
+        results.append(Comparison(**common, baseline=b_val, candidate=c_val, allowed=allowed, regression=regression,
+                                  ci95=ci, n_paired=n_paired, note=note, basis=basis))
     return results
 
 
@@ -223,9 +432,9 @@ def _fmt(value: float | None, scale: float) -> str:
     return "–" if value is None else f"{value * scale:.4g}"
 
 
-def render(comparisons: Sequence[Comparison]) -> str:
-    header = "| task | metric | baseline | candidate | Δ | allowed | paired 95% CI of Δ (n) | verdict |"
-    lines = [header, "|---|---|---|---|---|---|---|---|"]
+def render(comparisons: Sequence[Comparison], checks: Sequence[Check] = ()) -> str:
+    header = "| task | metric | baseline | candidate | Δ | allowed | paired 95% CI of Δ (n) | compared on | verdict |"
+    lines = [header, "|---|---|---|---|---|---|---|---|---|"]
     for c in comparisons:
         arrow = "↑" if c.higher_is_better else "↓"
         ci = (f"[{c.ci95[0] * c.scale:+.4g}, {c.ci95[1] * c.scale:+.4g}] ({c.n_paired})" if c.ci95 else "–")
@@ -233,8 +442,11 @@ def render(comparisons: Sequence[Comparison]) -> str:
         if c.note:
             verdict += f" ({c.note})"
         delta = "–" if c.delta is None else f"{c.delta * c.scale:+.4g}"
+        basis = f"{c.n_paired} shared samples" if c.basis == "shared samples" else "headline values"
         lines.append(f"| {c.task} | {c.metric} {arrow} | {_fmt(c.baseline, c.scale)} | {_fmt(c.candidate, c.scale)} "
-                     f"| {delta} | {c.allowed * c.scale:.4g} | {ci} | {verdict} |")
+                     f"| {delta} | {c.allowed * c.scale:.4g} | {ci} | {basis} | {verdict} |")
+    for check in checks:
+        lines.append(f"| {check.task} | ({check.kind}) | | | | | | | **REGRESSION** ({check.message}) |")
     return "\n".join(lines) + "\n"
 
 
@@ -245,6 +457,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--tolerance", help="YAML/JSON: default: {abs, rel}; metrics: {name or task/name: {abs, rel}}")
     parser.add_argument("--bootstrap", type=int, default=1000, help="paired bootstrap resamples (0: off)")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    parser.add_argument("--decide", default="tolerance", choices=DECISIONS,
+                        help="tolerance: the shared-sample difference vs the tolerance; bootstrap: the whole 95%% "
+                             "paired interval beyond the tolerance")
+    parser.add_argument("--allow-protocol-change", action="store_true",
+                        help="compare although variant, normaliser, judge or scoring provenance differ")
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse: usage error -> 2, --help -> 0
@@ -253,18 +470,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         tolerances = load_tolerances(args.tolerance)
         baseline, base_root = load_side(args.baseline)
         candidate, cand_root = load_side(args.candidate)
-        comparisons = compare(baseline, base_root, candidate, cand_root, tolerances,
-                              n_resamples=args.bootstrap, seed=args.seed)
+        result = gate(baseline, base_root, candidate, cand_root, tolerances, decide=args.decide,
+                      allow_protocol_change=args.allow_protocol_change, n_resamples=args.bootstrap, seed=args.seed)
     except ConfigError as exc:
-        print(f"mio-eval gate: error: {exc}", file=sys.stderr)
+        print(f"mio-eval gate: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
-    print(render(comparisons), end="")
-    regressions = [c for c in comparisons if c.regression]
+    print(render(result.comparisons, result.checks), end="")
+    for change in result.protocol:
+        print(f"mio-eval gate: protocol change allowed: {change}", file=sys.stderr)
+    regressions = result.regressions
     if regressions:
-        names = ", ".join(f"{c.task}·{c.metric}" for c in regressions)
-        print(f"mio-eval gate: {len(regressions)} regression(s): {names}", file=sys.stderr)
+        print(f"mio-eval gate: {len(regressions)} regression(s): {'; '.join(regressions)}", file=sys.stderr)
         return 1
-    print(f"mio-eval gate: no regression ({len(comparisons)} metrics compared)", file=sys.stderr)
+    shared = [c for c in result.comparisons if c.basis == "shared samples"]
+    print(f"mio-eval gate: no regression ({len(result.comparisons)} metrics compared, {len(shared)} of them on the "
+          f"samples both runs scored; decided by {args.decide})", file=sys.stderr)
     return 0
 
 
