@@ -22,13 +22,17 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import hashlib
 import json
+import math
+import os
 import sys
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from mio_eval.atomic import atomic_write_json, atomic_write_text
 from mio_eval.errors import ConfigError
+from mio_eval.gate import read_metrics_json, read_scores
 
 __all__ = ["FORMATS", "validate_submission", "export_submission", "leaderboard_json", "render_leaderboard", "main"]
 
@@ -45,14 +49,14 @@ def _metrics_json(run_dir: Path) -> dict[str, Any]:
     path = run_dir / "metrics.json"
     if not path.is_file():
         raise ConfigError(f"no metrics.json in {run_dir}: score the run first (runner.stage=score)")
-    return json.loads(path.read_text(encoding="utf-8"))
+    return read_metrics_json(path)
 
 
 def _scores(run_dir: Path) -> list[dict[str, Any]]:
     path = run_dir / "scores.jsonl"
     if not path.is_file():
         raise ConfigError(f"no scores.jsonl in {run_dir}")
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [dict(row) for row in read_scores(path).values()]
 
 
 def validate_submission(rows: Any, fmt: str) -> list[str]:
@@ -107,14 +111,26 @@ def export_submission(run_dir: str | Path, fmt: str, *, out: str | Path | None =
     if fmt not in (*FORMATS, "mme_unify"):
         raise ConfigError(f"unknown submission format {fmt!r}; choose from {', '.join([*FORMATS, 'mme_unify'])}")
     metrics = _metrics_json(run_dir)
-    source = metrics.get("scoring", {}).get("submission_file")
+    if metrics.get("complete") is False and not force:
+        from mio_eval.report import coverage
+
+        raise ConfigError(f"{run_dir} is not a whole split ({coverage(metrics)}): a server would score the missing "
+                          "samples as wrong; rerun without runner.limit, or --force to export it anyway")
+    if metrics.get("failed") and not force:
+        raise ConfigError(f"{run_dir} is a failed run ({metrics['failed']}); --force to export it anyway")
+    source = (metrics.get("scoring") or {}).get("submission_file")
     if fmt == "mme_unify" and not source:
         found = sorted(run_dir.glob("mme_unify_*_output.json"))
         source = str(found[0]) if found else None
+    if source and not Path(source).is_absolute():
+        source = str(run_dir / source)
     if not source or not Path(source).is_file():
         raise ConfigError(f"{run_dir} has no submission file (task {metrics['task']!r} writes one only for a split "
                           "without public answers, or an MME-Unify task)")
-    rows = json.loads(Path(source).read_text(encoding="utf-8"))
+    try:
+        rows = json.loads(Path(source).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ConfigError(f"cannot read submission file {source}: {' '.join(str(exc).split())}") from None
     problems = validate_submission(rows, fmt)
     if problems:
         raise ConfigError(f"{source} is not a valid {fmt} submission: {problems[0]} ({len(problems)} problem(s))")
@@ -138,7 +154,8 @@ def export_submission(run_dir: str | Path, fmt: str, *, out: str | Path | None =
     return target
 
 
-def _runs(roots: Sequence[str | Path]) -> list[tuple[Path, dict[str, Any]]]:
+def _runs(roots: Sequence[str | Path]) -> list[tuple[Path, Path, dict[str, Any]]]:
+    """(root, run dir, metrics.json) of every run under the roots."""
     runs = []
     for root in roots:
         root = Path(root)
@@ -146,18 +163,38 @@ def _runs(roots: Sequence[str | Path]) -> list[tuple[Path, dict[str, Any]]]:
         found = [p for p in found if not p.parent.parent.name.startswith("_")]
         if not found:
             raise ConfigError(f"no metrics.json under {root}")
-        runs += [(p.parent, json.loads(p.read_text(encoding="utf-8"))) for p in found]
+        runs += [(root, p.parent, read_metrics_json(p)) for p in found]
     return runs
+
+
+def _finite(value: Any) -> Any:
+    """JSON has no NaN: a NaN or infinite value is written as null (and flagged by the caller)."""
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+def _private(value: Any) -> Any:
+    """No absolute machine paths in a published leaderboard: a path becomes its last component
+    plus a digest of the whole (``MIO-7B-Instruct#1a2b3c4d``), recursively in mappings/lists."""
+    if isinstance(value, Mapping):
+        return {k: _private(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_private(v) for v in value]
+    if isinstance(value, str) and os.path.isabs(value):
+        return f"{Path(value).name}#{hashlib.sha256(value.encode()).hexdigest()[:8]}"
+    return _finite(value)
 
 
 def leaderboard_json(roots: Sequence[str | Path]) -> dict[str, Any]:
     entries = []
-    for run_dir, m in _runs(roots):
-        metrics = {}
+    for root, run_dir, m in _runs(roots):
+        metrics, flags = {}, []
         for name, data in m["metrics"].items():
             extra = data.get("extra") or {}
             scale = data.get("scale", 1.0)
             value = data.get("value")
+            if isinstance(value, float) and not math.isfinite(value):
+                flags.append(f"{name} is {value}")
+                value = None
             metrics[name] = {
                 "value": value,
                 "reported": None if value is None else value * scale,
@@ -165,21 +202,35 @@ def leaderboard_json(roots: Sequence[str | Path]) -> dict[str, Any]:
                 "higher_is_better": data["higher_is_better"],
                 "variant": data.get("variant"),
                 "n": data.get("n"),
-                "ci95": extra.get("ci95"),
+                "ci95": _private(extra.get("ci95")),
             }
+        complete = m.get("complete") is True and not m.get("failed")
+        if m.get("complete") is None:
+            flags.append("coverage unknown (a run older than the complete field)")
+        if m.get("failed"):
+            flags.append(f"failed: {m['failed']}")
+        try:
+            run_path = str(run_dir.relative_to(root))
+        except ValueError:
+            run_path = run_dir.name
         entries.append({
             "model": m["model"],
             "task": m["task"],
             "metrics": metrics,
-            "n": m["n"],
-            "n_errors": m["n_errors"],
-            "complete": m["n_errors"] == 0,
-            "judges": [{k: j.get(k) for k in ("model", "name", "path", "sha256", "package", "role") if j.get(k)}
-                       for j in m.get("judges", [])],
-            "model_provenance": m.get("model_provenance", {}),
+            "n": m.get("n"),
+            "n_errors": m.get("n_errors"),
+            "complete": complete,
+            "limit": m.get("limit"),
+            "n_available": m.get("n_available"),
+            "split_size": m.get("split_size"),
+            "sample_set": m.get("sample_set"),
+            "flags": flags,
+            "judges": [_private({k: j.get(k) for k in ("model", "name", "path", "sha256", "package", "role") if j.get(k)})
+                       for j in m.get("judges", []) if isinstance(j, Mapping)],
+            "model_provenance": _private(m.get("model_provenance", {})),
             "fingerprint": m.get("fingerprint"),
             "versions": m.get("versions", {}),
-            "run_dir": str(run_dir),
+            "run_dir": run_path,
             "finished_at": m.get("finished_at"),
         })
     entries.sort(key=lambda e: (e["task"], e["model"]))
@@ -192,36 +243,53 @@ def render_leaderboard(board: Mapping[str, Any]) -> str:
     for entry in board["entries"]:
         by_task.setdefault(entry["task"], []).append(entry)
     parts = []
-    for task, entries in sorted(by_task.items()):
-        names = list(dict.fromkeys(n for e in entries for n in e["metrics"]))
-        primary = names[0] if names else None
-
-        def rank_key(entry, primary=primary):
-            metric = entry["metrics"].get(primary) or {}
-            value = metric.get("value")
-            if value is None:
-                return (1, 0.0)
-            return (0, -value if metric.get("higher_is_better") else value)
-
-        header = ["#", "model"] + [f"{n} {'↑' if entries[0]['metrics'].get(n, {}).get('higher_is_better', True) else '↓'}"
-                                   for n in names] + ["n", "errors", "judge"]
-        lines = [f"### {task}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        for rank, entry in enumerate(sorted(entries, key=rank_key), 1):
-            cells = [str(rank), entry["model"]]
-            for name in names:
-                metric = entry["metrics"].get(name)
-                if not metric or metric["reported"] is None:
-                    cells.append("–")
-                    continue
-                text = f"{metric['reported']:.2f}"
-                if metric.get("ci95"):
-                    text += f" ± {(metric['ci95'][1] - metric['ci95'][0]) / 2 * metric['scale']:.2f}"
-                cells.append(text)
-            judge = "; ".join(j.get("package") or j.get("name") or j.get("model", "") for j in entry["judges"]) or "–"
-            cells += [str(entry["n"]), str(entry["n_errors"]), judge]
-            lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
-        parts.append("\n".join(lines))
+    for task, task_entries in sorted(by_task.items()):
+        # Runs scored on different sample sets (a limit, another split) are never ranked together.
+        groups: dict[Any, list[Mapping[str, Any]]] = {}
+        for entry in task_entries:
+            groups.setdefault(entry.get("sample_set") or ("n", entry.get("n")), []).append(entry)
+        for entries in sorted(groups.values(), key=lambda g: (not g[0].get("complete"), -(g[0].get("n") or 0))):
+            parts.append(_task_table(task, entries))
     return "\n\n".join(parts) + "\n" if parts else "_No results._\n"
+
+
+def _task_table(task: str, entries: Sequence[Mapping[str, Any]]) -> str:
+    names = list(dict.fromkeys(n for e in entries for n in e["metrics"]))
+    primary = names[0] if names else None
+
+    def rank_key(entry, primary=primary):
+        metric = entry["metrics"].get(primary) or {}
+        value = metric.get("value")
+        if value is None:
+            return (1, 0.0)
+        return (0, -value if metric.get("higher_is_better") else value)
+
+    header = ["#", "model"] + [f"{n} {'↑' if entries[0]['metrics'].get(n, {}).get('higher_is_better', True) else '↓'}"
+                               for n in names] + ["n", "errors", "judge", "flags"]
+    title = f"### {task}"
+    first = entries[0]
+    if not first.get("complete"):
+        if first.get("limit") is not None:
+            title += f" (limited: {first.get('n')} of {first.get('n_available')} samples; not comparable with full runs)"
+        else:
+            title += " (incomplete or unverified coverage; not comparable with full runs)"
+    lines = [title, "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for rank, entry in enumerate(sorted(entries, key=rank_key), 1):
+        cells = [str(rank), entry["model"]]
+        for name in names:
+            metric = entry["metrics"].get(name)
+            if not metric or metric["reported"] is None:
+                cells.append("–")
+                continue
+            text = f"{metric['reported']:.2f}"
+            if metric.get("ci95"):
+                text += f" ± {(metric['ci95'][1] - metric['ci95'][0]) / 2 * metric['scale']:.2f}"
+            cells.append(text)
+        judge = "; ".join(j.get("package") or j.get("name") or j.get("model", "") for j in entry["judges"]) or "–"
+        flags = "; ".join(entry.get("flags") or []) or ("" if entry.get("complete") else "incomplete")
+        cells += [str(entry["n"]), str(entry["n_errors"]), judge, flags or "–"]
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None, *, prog: str = "mio-eval export") -> int:
@@ -237,7 +305,8 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "mio-eval export") ->
     try:
         if args.format == "leaderboard":
             target = Path(args.out or "leaderboard.json")
-            atomic_write_json(target, leaderboard_json(args.paths))
+            board = leaderboard_json(args.paths)
+            atomic_write_text(target, json.dumps(board, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
         else:
             if len(args.paths) != 1:
                 raise ConfigError("a submission is exported from exactly one run dir")

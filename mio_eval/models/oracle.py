@@ -10,6 +10,10 @@ is not in the key fails (per-sample error).
 
 ``read_inputs=True`` makes it read every input part the way a model would (images decoded,
 videos' first frame decoded, audio read), so unreadable inputs become per-sample errors.
+
+Only files inside ``media_roots`` (default: the answer key's folder and ``paths.data_dir``) are
+copied, after resolving links: a key naming ``/etc/shadow`` or ``../../etc/passwd`` fails that
+sample instead of copying the file into the results.
 """
 
 from __future__ import annotations
@@ -56,9 +60,11 @@ def answer_key(samples: Sequence[Sample], path: str | Path) -> Path:
 class OracleAdapter:
     def __init__(self, *, answers_path: str, name: str = "oracle", read_inputs: bool = False,
                  inputs: Sequence[str] = ("text", "image", "audio", "video"),
-                 outputs: Sequence[str] = ("text", "image", "audio", "video")) -> None:
+                 outputs: Sequence[str] = ("text", "image", "audio", "video"),
+                 media_roots: Sequence[str] = ()) -> None:
         self.name = name
         self.answers_path = str(answers_path)
+        self.media_roots = [str(r) for r in media_roots if r]
         self.read_inputs = bool(read_inputs)
         self.inputs = frozenset(Modality(m) for m in inputs)
         self.outputs = frozenset(Modality(m) for m in outputs)
@@ -99,7 +105,10 @@ class OracleAdapter:
         for kind, cls in _MEDIA.items():
             sources = entry.get(kind) or []
             for k, src in enumerate([sources] if isinstance(sources, str) else sources):
-                src = Path(src)
+                src = Path(self.answers_path).parent / src if not Path(src).is_absolute() else Path(src)
+                roots = [Path(self.answers_path).resolve().parent, *(Path(r).resolve() for r in self.media_roots)]
+                if not any(src.resolve().is_relative_to(root) for root in roots):
+                    return Output.failure(f"oracle: answer file outside the answer key's folder and media_roots: {src}")
                 if not src.is_file():
                     return Output.failure(f"oracle: answer file missing: {src}")
                 suffix = ("" if k == 0 else f"-{k}") + src.suffix.lower()
