@@ -121,17 +121,19 @@ def _settings(cfg):
     return RunnerSettings(**runner_cfg)
 
 
-def execute(cfg, *, model: Any = None) -> dict[str, Any] | None:
+def execute(cfg, *, model: Any = None, on_start=None) -> dict[str, Any] | None:
     """Run the evaluation a composed config describes; returns metrics.json (None for stage=generate).
 
-    ``model``: an adapter already built (a suite shares one across its tasks, loaded once)."""
+    ``model``: an adapter already built (a suite shares one across its tasks, loaded once).
+    ``on_start``: called once the config is known good, just before the run starts."""
     settings = _settings(cfg)
     if settings.repeats > 1:
-        return _execute_repeats(cfg, settings, model=model)
-    return _execute_once(cfg, settings, model=model)
+        return _execute_repeats(cfg, settings, model=model, on_start=on_start)
+    return _execute_once(cfg, settings, model=model, on_start=on_start)
 
 
-def _execute_once(cfg, settings, *, subdir: str | None = None, model: Any = None) -> dict[str, Any] | None:
+def _execute_once(cfg, settings, *, subdir: str | None = None, model: Any = None,
+                  on_start=None) -> dict[str, Any] | None:
     from mio_eval.runner import evaluate
 
     task_cfg = _container(cfg.task, "task") if cfg.get("task") is not None else None
@@ -158,6 +160,8 @@ def _execute_once(cfg, settings, *, subdir: str | None = None, model: Any = None
     from mio_eval.samples import loader_roots
 
     data_roots = [*loader_roots(task_cfg.get("loader")), paths_cfg.get("data_dir"), paths_cfg.get("cache_dir")]
+    if on_start is not None:
+        on_start()
     return evaluate(task, adapter, run_dir=run_dir, settings=settings, fingerprint=print_key, run_info=run_info,
                     data_roots=[r for r in data_roots if r],
                     allow_outside_data=bool(paths_cfg.get("allow_outside_data", False)))
@@ -194,7 +198,7 @@ def portable(node: Any, roots: Sequence[tuple[str, str]], *, drop: Sequence[str]
     return node
 
 
-def _execute_repeats(cfg, settings, *, model: Any = None) -> dict[str, Any] | None:
+def _execute_repeats(cfg, settings, *, model: Any = None, on_start=None) -> dict[str, Any] | None:
     """``runner.repeats=N``: N runs with generation seeds seed..seed+N-1, each in
     ``<run dir>/seed_<s>/`` (resumable on its own), then mean ± 95% CI in ``<run dir>/metrics.json``."""
     import time
@@ -219,7 +223,8 @@ def _execute_repeats(cfg, settings, *, model: Any = None) -> dict[str, Any] | No
         with open_dict(repeat_cfg):
             OmegaConf.update(repeat_cfg, "task.generation.seed", seed, merge=False)
             OmegaConf.update(repeat_cfg, "runner.repeats", 1, merge=False)
-        result = _execute_once(repeat_cfg, replace(settings, repeats=1), subdir=f"seed_{seed}", model=model)
+        result = _execute_once(repeat_cfg, replace(settings, repeats=1), subdir=f"seed_{seed}", model=model,
+                               on_start=on_start if i == 0 else None)
         runs.append((seed, result))
     if settings.stage == "generate":
         return None

@@ -37,7 +37,7 @@ def _task_function(cfg) -> None:
 
     _state["entered"] = True
     try:
-        metrics = execute(cfg)
+        metrics = execute(cfg, on_start=_announce_model)
     except MioEvalError as exc:
         _fail(str(exc), exc.exit_code)
         return
@@ -132,12 +132,20 @@ def _with_default_model(args: list[str], tasks: Sequence[str]) -> list[str]:
     defaults = {default_model(t) for t in tasks}
     if len(defaults) == 1 and None not in defaults:
         model = defaults.pop()
-        print(f"mio-eval: no model= given: running {', '.join(tasks)}'s default model {model!r} "
-              "(choose another with model=<name>)", file=sys.stderr)
+        _state["note"] = (f"mio-eval: no model= given: running {', '.join(tasks)}'s default model {model!r} "
+                          "(choose another with model=<name>)")
         return [*args, f"model={model}"]
-    print("mio-eval: no model= given: running model='dummy' (no weights: it echoes its input, so its scores "
-          "mean nothing; choose a real model with model=<name>, see mio-eval --help)", file=sys.stderr)
+    _state["note"] = ("mio-eval: no model= given: running model='dummy' (no weights: it echoes its input, so its "
+                      "scores mean nothing; choose a real model with model=<name>, see mio-eval --help)")
     return args
+
+
+def _announce_model() -> None:
+    """Say which model runs when the user chose none, once the run has started (not before a
+    config error, which stays the only line)."""
+    note = _state.pop("note", None)
+    if note:
+        print(note, file=sys.stderr)
 
 
 def _run_suite(tasks: list[str], overrides: list[str], label: str) -> int:
@@ -153,6 +161,7 @@ def _run_suite(tasks: list[str], overrides: list[str], label: str) -> int:
                   f"/{metrics['model']}/{metrics['task']}/", file=sys.stderr)
 
     print(f"mio-eval: {label}: {len(tasks)} tasks in one process ({', '.join(tasks)})", file=sys.stderr)
+    _announce_model()
     try:
         results = run_suite(tasks, overrides, on_result=announce)
     except MioEvalError as exc:
@@ -196,6 +205,7 @@ def _suite_args(args: list[str]) -> tuple[list[str], list[str], str] | None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
+    _state.pop("note", None)
     if args and args[0] in SUBCOMMANDS:
         import importlib
 
@@ -232,7 +242,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(_run_suite(tasks, overrides, label))
     if argv is not None:
         sys.argv = [sys.argv[0] if sys.argv else "mio-eval", *args]
-    _state.update(entered=False, exit=0, runs=[])
+    _state.update(entered=False, exit=0, runs=[])  # "note" survives: said once the run starts
     # Hydra prints its own errors (a bad override) over several lines; HYDRA_FULL_ERROR makes it
     # raise them instead, so they are reported below in one line (unless the user set it).
     user_full_error = "HYDRA_FULL_ERROR" in os.environ

@@ -524,7 +524,7 @@ def _run_failure(metrics: Mapping[str, Any], settings: RunnerSettings) -> str | 
     n, n_errors = metrics["n"], metrics["n_errors"]
     if n and n_errors == n:
         return f"all {n} samples failed"
-    if not metrics["metrics"]:
+    if not metrics["metrics"] and not metrics["scoring"].get("submission_file"):
         return "no metric could be computed"
     if n_errors > settings.max_error_rate * n:
         return (f"{n_errors} of {n} samples failed (generation {metrics['errors']['generate']}, scoring "

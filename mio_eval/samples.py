@@ -120,7 +120,10 @@ def sample_set_digest(ids: Iterable[str]) -> str:
 def media_paths(sample: Sample) -> list[str]:
     """Every file a sample makes the harness read: input media and scoring references."""
     paths = [p.path for p in sample.parts if getattr(p, "path", None)]
-    paths += [str(sample.metadata[k]) for k in REFERENCE_KEYS if isinstance(sample.metadata.get(k), str)]
+    # A metadata value is a file reference only when it is a path (a bare name such as VizWiz's
+    # submission key "VizWiz_val_00000000.jpg" is an identifier, not a file to read).
+    paths += [str(sample.metadata[k]) for k in REFERENCE_KEYS
+              if isinstance(sample.metadata.get(k), str) and os.sep in sample.metadata[k]]
     return list(dict.fromkeys(paths))
 
 

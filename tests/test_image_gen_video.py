@@ -492,8 +492,12 @@ def test_t2i_corrupt_images_are_per_sample_errors(data, tmp_path, tiny_hf_clip):
     key = {samples[0].id: {"image": str(tmp_path / "garbage.png")},  # the model wrote garbage
            samples[1].id: {"image": str(data / "flickr30k" / "flickr30k-images" / "1001.jpg")}}
     (tmp_path / "key.json").write_text(json.dumps(key))
-    metrics = _run("t2i_flickr30k", "oracle", tmp_path, local, f"model.answers_path={tmp_path / 'key.json'}",
-                   f"task.clip.path={tiny_hf_clip}")
+    from mio_eval.errors import RunFailed
+
+    with pytest.raises(RunFailed, match="all 2 samples failed"):  # nothing scored: the run is not a success
+        _run("t2i_flickr30k", "oracle", tmp_path, local, f"model.answers_path={tmp_path / 'key.json'}",
+             f"task.clip.path={tiny_hf_clip}", f"model.media_roots=[{data}]")
+    metrics = json.loads((tmp_path / "results" / "oracle" / "t2i_flickr30k" / "metrics.json").read_text())
     assert metrics["errors"] == {"generate": 1, "score": 1} and metrics["metrics"]["ssim"]["n"] == 0
     rows = [json.loads(line) for line in
             (tmp_path / "results" / "oracle" / "t2i_flickr30k" / "scores.jsonl").read_text().splitlines()]

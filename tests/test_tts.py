@@ -256,7 +256,8 @@ def test_corrupt_generated_audio_is_a_scoring_error(tmp_path):
     assert sorted(p["id"] for p in predictions) == DEMO_FIRST_IDS
     victim = next(p for p in predictions if p["id"] == "harvard01_002")
     (run_dir / victim["prediction"]).write_bytes(b"RIFF garbage, not a wave file")
-    metrics = run("tts_demo", "dummy", _overrides(tmp_path, "runner.limit=3", "runner.stage=score"))
+    metrics = run("tts_demo", "dummy", _overrides(tmp_path, "runner.limit=3", "runner.stage=score",
+                                                  "runner.max_error_rate=0.5"))
     assert metrics["n"] == 3 and metrics["n_errors"] == 1 and metrics["n_scored"] == 2
     assert metrics["errors"] == {"generate": 0, "score": 1}
     rows = _lines(run_dir / "scores.jsonl")
