@@ -8,7 +8,18 @@ from __future__ import annotations
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["run", "__version__"]
+__all__ = ["run", "results", "samples", "__version__"]
+
+
+def __getattr__(name: str):
+    """``mio_eval.results(root)`` (the long table as a pandas DataFrame) and
+    ``mio_eval.samples(run_dir)`` (one run's per-sample scores), imported on first use."""
+    if name in ("results", "samples"):
+        import importlib
+
+        module = importlib.import_module("mio_eval.results")
+        return module if name == "results" else module.samples
+    raise AttributeError(f"module 'mio_eval' has no attribute {name!r}")
 
 
 def run(task: str, model: str, overrides: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:

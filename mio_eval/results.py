@@ -1,0 +1,246 @@
+"""Runs under a results root as typed records and pandas tables: the one source the report, the
+HTML viewer and the plots render from.
+
+* :func:`find_runs` — every ``<root>/<model>/<task>/metrics.json`` (directories starting with ``_``,
+  such as Hydra's ``_multirun``, are skipped) as a :class:`RunResult`.
+* :func:`results` / :func:`long_table` — the long table: one row per model × task × metric with the
+  raw value, the value at its reporting scale, n, errors, the 95% interval (from repeats when the
+  run has them, else a seeded percentile bootstrap over ``scores.jsonl`` when the metric says how it
+  is built from per-sample fields: ``extra.per_sample`` = ``{"mean": field}`` or
+  ``{"ratio": [num, den]}``, as the regression gate reads it), and whether the run is limited.
+* :func:`samples` — a run's per-sample scores (``scores.jsonl``) joined with its predictions.
+
+JSONL files are read line by line (``for line in fh``), never with ``str.splitlines()``, which
+also splits on U+2028 / U+2029 / U+0085 inside a JSON string. The fields ``complete``, ``limit``,
+``n_available``, ``split_size``, ``sample_set`` and ``times`` are read with ``.get``: older runs
+lack them.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import types
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
+
+if TYPE_CHECKING:  # pandas stays out of ``import mio_eval``
+    import pandas as pd
+
+__all__ = ["RunResult", "find_runs", "read_jsonl", "long_table", "results", "samples", "bootstrap_ci95",
+           "LONG_COLUMNS"]
+
+LONG_COLUMNS = ("model", "task", "metric", "value", "reported", "scale", "higher_is_better", "variant", "n",
+                "n_run", "n_errors", "ci95_low", "ci95_high", "ci_method", "complete", "limited", "limit",
+                "judge", "run_dir")
+
+
+def read_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:
+    """The JSON objects of a JSONL file, one per non-blank line; a half-written last line (a crash
+    while appending) is dropped, a malformed line elsewhere raises ``ValueError`` naming it."""
+    path = Path(path)
+    with path.open(encoding="utf-8", newline="\n") as fh:
+        pending: tuple[int, str] | None = None
+        for number, line in enumerate(fh, 1):
+            if pending is not None:
+                raise ValueError(f"{path}:{pending[0]}: not JSON: {pending[1][:80]!r}")
+            if not line.strip():
+                continue
+            try:
+                yield json.loads(line)
+            except json.JSONDecodeError:
+                pending = (number, line)  # tolerated only as the very last line
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """One run: its ``metrics.json`` content and its directory."""
+
+    run_dir: Path
+    data: Mapping[str, Any]
+
+    @classmethod
+    def load(cls, run_dir: str | Path) -> "RunResult":
+        run_dir = Path(run_dir)
+        return cls(run_dir=run_dir, data=json.loads((run_dir / "metrics.json").read_text(encoding="utf-8")))
+
+    model = property(lambda self: str(self.data["model"]))
+    task = property(lambda self: str(self.data["task"]))
+    n = property(lambda self: int(self.data.get("n", 0)))
+    n_errors = property(lambda self: int(self.data.get("n_errors", 0)))
+    metrics = property(lambda self: dict(self.data.get("metrics", {})))
+    judges = property(lambda self: list(self.data.get("judges", [])))
+
+    @property
+    def limit(self) -> int | None:
+        limit = self.data.get("limit", (self.data.get("runner") or {}).get("limit"))
+        return int(limit) if limit is not None else None
+
+    @property
+    def complete(self) -> bool | None:
+        """True when the whole published split was evaluated; None when the run does not say."""
+        value = self.data.get("complete")
+        return None if value is None else bool(value)
+
+    @property
+    def limited(self) -> bool:
+        """A subset of the split ran: ``runner.limit`` was set or the run says it is incomplete."""
+        return self.limit is not None or self.complete is False
+
+    @property
+    def status(self) -> str:
+        return "limited" if self.limited else "complete" if self.complete else "unknown"
+
+    @property
+    def judge(self) -> str:
+        from mio_eval.report import judge_label
+
+        return "; ".join(judge_label(j) for j in self.judges)
+
+    @property
+    def variants(self) -> dict[str, str]:
+        return {name: str(m.get("variant", "")) for name, m in self.metrics.items()}
+
+    def headline(self) -> list[str]:
+        """The metrics worth a column in an index: those without a ``/`` breakdown."""
+        return [name for name in self.metrics if "/" not in name]
+
+    def scores(self) -> Iterator[dict[str, Any]]:
+        """Rows of ``scores.jsonl`` (none when the run kept no per-sample scores)."""
+        path = self.run_dir / "scores.jsonl"
+        return read_jsonl(path) if path.is_file() else iter(())
+
+    def predictions(self) -> Iterator[dict[str, Any]]:
+        path = self.run_dir / "predictions.jsonl"
+        return read_jsonl(path) if path.is_file() else iter(())
+
+    @cached_property
+    def score_rows(self) -> dict[str, dict[str, Any]]:
+        return {str(row["id"]): row for row in self.scores() if "id" in row}
+
+
+def find_runs(root: str | Path) -> list[RunResult]:
+    """Every ``<root>/<model>/<task>/metrics.json``, sorted by model then task."""
+    found = []
+    for path in Path(root).glob("*/*/metrics.json"):
+        if path.parts[-3].startswith("_") or path.parts[-2].startswith("_"):
+            continue
+        run = RunResult.load(path.parent)
+        if "model" in run.data and "task" in run.data:
+            found.append(run)
+    return sorted(found, key=lambda r: (r.model, r.task))
+
+
+def bootstrap_ci95(rows: Sequence[Mapping[str, Any]], spec: Mapping[str, Any], *, n_resamples: int = 1000,
+                   seed: int = 0) -> tuple[float, float, int] | None:
+    """Seeded 95% percentile bootstrap interval of a metric built from per-sample fields (the mean
+    of ``spec["mean"]`` or the ratio of the sums of ``spec["ratio"]``); None below 2 samples.
+    Resamples are drawn one at a time so memory stays O(n) at 200k samples."""
+    import numpy as np
+
+    keys = [spec["mean"]] if "mean" in spec else list(spec.get("ratio", ()))
+    if not keys:
+        return None
+    usable = [r for r in rows if not r.get("error") and all(isinstance(r.get(k), (int, float)) for k in keys)]
+    if len(usable) < 2:
+        return None
+    num = np.array([float(r[keys[0]]) for r in usable])
+    den = np.array([float(r[keys[1]]) for r in usable]) if len(keys) == 2 else None
+    rng = np.random.default_rng(seed)
+    stats = np.empty(n_resamples)
+    for i in range(n_resamples):
+        pick = rng.integers(0, len(usable), size=len(usable))
+        if den is None:
+            stats[i] = num[pick].mean()
+        else:
+            d = den[pick].sum()
+            stats[i] = num[pick].sum() / d if d else np.nan
+    stats = stats[np.isfinite(stats)]
+    if stats.size == 0:
+        return None
+    low, high = np.percentile(stats, [2.5, 97.5])
+    return float(low), float(high), len(usable)
+
+
+def _interval(run: RunResult, metric: Mapping[str, Any], bootstrap: int, seed: int):
+    extra = metric.get("extra") or {}
+    if extra.get("ci95"):
+        low, high = extra["ci95"]
+        return low, high, extra.get("ci_method", f"repeats ({extra.get('repeats')})")
+    spec = extra.get("per_sample")
+    if bootstrap and spec and metric.get("value") is not None:
+        ci = bootstrap_ci95(list(run.score_rows.values()), spec, n_resamples=bootstrap, seed=seed)
+        if ci is not None:
+            return ci[0], ci[1], f"bootstrap ({bootstrap} resamples, seed {seed})"
+    return None, None, None
+
+
+def long_table(runs: Sequence[RunResult], *, bootstrap: int = 1000, seed: int = 0) -> "pd.DataFrame":
+    """One row per model × task × metric (columns :data:`LONG_COLUMNS`). ``value`` is raw,
+    ``reported`` is ``value × scale`` (the literature's scale, e.g. WER in %), the interval is raw.
+    ``bootstrap=0`` disables the bootstrap (intervals then come from repeats only)."""
+    import pandas as pd
+
+    records = []
+    for run in runs:
+        for name, metric in run.metrics.items():
+            value = metric.get("value")
+            scale = float(metric.get("scale", 1.0))
+            low, high, method = _interval(run, metric, bootstrap, seed)
+            records.append({
+                "model": run.model, "task": run.task, "metric": name, "value": value,
+                "reported": value * scale if value is not None else None, "scale": scale,
+                "higher_is_better": bool(metric.get("higher_is_better", True)),
+                "variant": str(metric.get("variant", "")), "n": metric.get("n", run.n), "n_run": run.n,
+                "n_errors": run.n_errors, "ci95_low": low, "ci95_high": high, "ci_method": method,
+                "complete": run.complete, "limited": run.limited, "limit": run.limit, "judge": run.judge,
+                "run_dir": str(run.run_dir),
+            })
+    frame = pd.DataFrame.from_records(records, columns=list(LONG_COLUMNS))
+    for column in ("value", "reported", "ci95_low", "ci95_high"):
+        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
+    return frame
+
+
+def results(root: str | Path, *, bootstrap: int = 1000, seed: int = 0) -> "pd.DataFrame":
+    """The long table of every run under ``root`` (see :func:`long_table`)."""
+    return long_table(find_runs(root), bootstrap=bootstrap, seed=seed)
+
+
+def samples(run_dir: str | Path) -> "pd.DataFrame":
+    """Per-sample rows of one run: ``scores.jsonl`` joined on ``id`` with the prediction, the
+    generation error and the time from ``predictions.jsonl`` (prefixed ``pred_`` where a name
+    clashes). Runs that were only generated give their predictions alone."""
+    import pandas as pd
+
+    run_dir = Path(run_dir)
+    run = RunResult(run_dir=run_dir, data={})
+    scores = list(run.scores())
+    preds = {}
+    for row in run.predictions():
+        output = row.get("output") or {}
+        preds[str(row["id"])] = {"prediction": row.get("prediction"), "generate_error": row.get("error"),
+                                 "time_s": row.get("time_s"), "output_text": output.get("text"),
+                                 "media": [m.get("path") for m in output.get("media") or []]}
+    if not scores:
+        return pd.DataFrame.from_records([{"id": i, **p} for i, p in preds.items()])
+    records = []
+    for row in scores:
+        record = dict(row)
+        record["id"] = str(row.get("id"))
+        for key, value in preds.get(record["id"], {}).items():
+            record[key if key not in record else f"pred_{key}"] = value
+        records.append(record)
+    return pd.DataFrame.from_records(records)
+
+
+class _CallableModule(types.ModuleType):
+    """``mio_eval.results(root)`` is this module called: the module and the function share a name."""
+
+    def __call__(self, root: str | Path, *, bootstrap: int = 1000, seed: int = 0) -> "pd.DataFrame":
+        return results(root, bootstrap=bootstrap, seed=seed)
+
+
+sys.modules[__name__].__class__ = _CallableModule
