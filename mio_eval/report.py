@@ -3,7 +3,11 @@
 Reads only typed ``metrics.json`` files. The summary table has one row per model and one column
 per task·metric with its direction (↑ higher is better, ↓ lower); values are shown at the scale
 the literature reports them (WER and accuracy ×100). A second table lists, per run, n, errors,
-the judge models and the metric variants that ran.
+the judge models and the metric variants that ran. The long table (one row per model × task ×
+metric, with n and the 95% interval where repeats or the bootstrap give one) follows; it is
+:func:`mio_eval.results.results` as markdown, and ``--format csv|parquet`` exports it as data.
+``--layout paper`` renders the MIO paper's tables instead (:mod:`mio_eval.paper`); ``--plots``
+writes PNG plots (:mod:`mio_eval.plots`) beside the report and links them.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from mio_eval.atomic import atomic_write_text
 
-__all__ = ["load_runs", "render_runs", "render_ranked", "judge_label", "coverage", "main"]
+__all__ = ["load_runs", "render_runs", "render_ranked", "render_long", "judge_label", "coverage", "main"]
 
 
 def load_runs(root: str | Path) -> list[dict[str, Any]]:
@@ -163,19 +167,85 @@ def render_ranked(runs: Sequence[Mapping[str, Any]]) -> str:
     return "\n\n".join(parts) + "\n"
 
 
+def render_long(frame) -> str:
+    """Markdown of the long table (:func:`mio_eval.results.long_table`): values and intervals at
+    the reporting scale; a limited run's rows say so in the ``run`` column."""
+    if frame.empty:
+        return "_No results yet._\n"
+    rows = []
+    for rec in frame.to_dict("records"):
+        scale = rec["scale"]
+        digits = 2
+        value = "–" if rec["value"] != rec["value"] or rec["value"] is None else f"{rec['reported']:.{digits}f}"
+        ci = ""
+        if rec["ci95_low"] == rec["ci95_low"] and rec["ci95_low"] is not None:
+            ci = f"[{rec['ci95_low'] * scale:.{digits}f}, {rec['ci95_high'] * scale:.{digits}f}]"
+        status = "limited" if rec["limited"] else "complete" if rec["complete"] else "–"
+        rows.append([rec["model"], rec["task"], f"{rec['metric']} {'↑' if rec['higher_is_better'] else '↓'}", value,
+                     ci, str(rec["n"]), str(rec["n_errors"]), status, rec["variant"]])
+    return _table(["model", "task", "metric", "value", "95% CI", "n", "errors", "run", "variant"], rows) + "\n"
+
+
+def _write_frame(frame, fmt: str, out: Path | None) -> int:
+    if out is None:
+        if fmt == "parquet":
+            print("mio-eval report: error: --format parquet needs --out FILE", file=sys.stderr)
+            return 2
+        print(frame.to_csv(index=False), end="")
+        return 0
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "csv":
+        atomic_write_text(out, frame.to_csv(index=False))
+    else:
+        frame.to_parquet(out, index=False)
+    print(f"wrote {out} ({len(frame)} rows)")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mio-eval report", description=__doc__.splitlines()[0])
     parser.add_argument("results_dir", nargs="?", default="results", help="results root (default: results)")
     parser.add_argument("--out", help="markdown file to write (default: <results_dir>/README.md)")
     parser.add_argument("--stdout", action="store_true", help="print only, write no file")
+    parser.add_argument("--layout", choices=("wide", "long", "both", "paper"), default="both",
+                        help="wide (models x task·metric), long (model x task x metric), both (default), "
+                             "paper (the MIO paper's tables with their published rows)")
+    parser.add_argument("--format", choices=("markdown", "csv", "parquet"), default="markdown",
+                        help="csv / parquet: the long table as data (to --out, or csv to stdout)")
+    parser.add_argument("--plots", action="store_true", help="also write PNG plots beside the report and link them")
+    parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for 95%% CIs (0: off)")
     args = parser.parse_args(argv)
     root = Path(args.results_dir)
     if not root.is_dir():
         print(f"mio-eval report: error: no results directory {root}", file=sys.stderr)
         return 2
-    body = render_runs(load_runs(root))
+    if args.format != "markdown":
+        from mio_eval.results import results
+
+        return _write_frame(results(root, bootstrap=args.bootstrap), args.format, Path(args.out) if args.out else None)
+    if args.layout == "paper":
+        from mio_eval.paper import render_paper
+        from mio_eval.results import find_runs
+
+        body = render_paper(find_runs(root))
+    else:
+        body = render_runs(load_runs(root)) if args.layout in ("wide", "both") else ""
+        if args.layout in ("long", "both"):
+            from mio_eval.results import results
+
+            frame = results(root, bootstrap=args.bootstrap)
+            if not frame.empty:
+                body += ("\n" if body else "") + "### Long format\n\n" + render_long(frame)
+    out = Path(args.out) if args.out else root / "README.md"
+    if args.plots and not args.stdout:
+        from mio_eval.plots import write_plots
+        from mio_eval.results import find_runs
+
+        pngs = write_plots(find_runs(root), out.parent / "plots")
+        if pngs:
+            body += "\n### Plots\n\n" + "".join(
+                f"![{p.stem}]({p.relative_to(out.parent).as_posix()})\n" for p in pngs)
     print(body, end="")
     if not args.stdout:
-        out = Path(args.out) if args.out else root / "README.md"
         atomic_write_text(out, f"# Results\n\nGenerated by `mio-eval report {root}`.\n\n{body}")
     return 0
