@@ -20,6 +20,7 @@ SUBCOMMANDS = {
     "export": "mio_eval.export:main",
     "leaderboard": "mio_eval.export:leaderboard_main",
     "repair": "mio_eval.cli:repair_main",
+    "view": "mio_eval.view:main",
 }
 
 _state: dict = {"entered": False, "exit": 0, "runs": []}

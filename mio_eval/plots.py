@@ -19,7 +19,7 @@ import re
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from mio_eval.results import RunResult
+from mio_eval.results import RunResult, sample_value
 
 __all__ = ["write_plots", "per_sample_values", "heatmap", "distributions", "wer_by_length", "by_type"]
 
@@ -39,21 +39,9 @@ def _slug(text: str) -> str:
 
 def per_sample_values(run: RunResult, metric: str) -> list[float]:
     """The per-sample values behind ``metric`` (see the module docstring); [] when unknown."""
-    spec = ((run.metrics.get(metric) or {}).get("extra") or {}).get("per_sample") or {}
-    values = []
-    for row in run.score_rows.values():
-        if row.get("error"):
-            continue
-        if "mean" in spec:
-            value = row.get(spec["mean"])
-        elif "ratio" in spec:
-            num, den = (row.get(k) for k in spec["ratio"])
-            value = num / den if isinstance(num, (int, float)) and isinstance(den, (int, float)) and den else None
-        else:
-            value = row.get(metric)
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            values.append(float(value))
-    return values
+    entry = run.metrics.get(metric)
+    values = (sample_value(row, metric, entry) for row in run.score_rows.values())
+    return [v for v in values if v is not None]
 
 
 def _primary(run: RunResult) -> str | None:

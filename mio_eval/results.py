@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 if TYPE_CHECKING:  # pandas stays out of ``import mio_eval``
     import pandas as pd
 
-__all__ = ["RunResult", "find_runs", "read_jsonl", "long_table", "results", "samples", "bootstrap_ci95",
+__all__ = ["RunResult", "find_runs", "sample_value", "read_jsonl", "long_table", "results", "samples", "bootstrap_ci95",
            "LONG_COLUMNS"]
 
 LONG_COLUMNS = ("model", "task", "metric", "value", "reported", "scale", "higher_is_better", "variant", "n",
@@ -119,6 +119,31 @@ class RunResult:
     @cached_property
     def score_rows(self) -> dict[str, dict[str, Any]]:
         return {str(row["id"]): row for row in self.scores() if "id" in row}
+
+
+def sample_value(row: Mapping[str, Any], name: str, metric: Mapping[str, Any] | None) -> float | None:
+    """The per-sample value behind metric ``name`` in a ``scores.jsonl`` row: the field of
+    ``extra.per_sample.mean``, the ratio of the two ``extra.per_sample.ratio`` fields (e.g. a
+    sample's edits / words), else a numeric field named as the metric; None for an error row."""
+    if row.get("error"):
+        return None
+    spec = ((metric or {}).get("extra") or {}).get("per_sample") or {}
+    if "mean" in spec:
+        value = row.get(spec["mean"])
+    elif "ratio" in spec:
+        num, den = (row.get(k) for k in spec["ratio"])
+        value = num / den if _number(num) and _number(den) and den else None
+    else:
+        value = next((row[k] for k in (name, *_FALLBACK_FIELDS) if _number(row.get(k))), None)
+    return float(value) if _number(value) else None
+
+
+# Per-sample fields tasks write when the metric name is not a row field (vqa_accuracy -> accuracy).
+_FALLBACK_FIELDS = ("accuracy", "correct", "score")
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and value == value
 
 
 def find_runs(root: str | Path) -> list[RunResult]:
