@@ -75,13 +75,15 @@ def _mme_unify_cell(runs: Sequence[RunResult], column: Mapping[str, Any], decima
         return None
     scores = scores_from_metrics([r.data for r in family])
     key = column["mme_unify"]
-    cell = PaperCell(scores.get(key), decimals)
+    if scores.get(key) is None:  # a family (or, for Overall, any of the three) has no run
+        return None
+    cell = PaperCell(scores[key], decimals)
     limited = [r.task for r in family if r.limited]
     if limited:
         cell.notes["limited"] = "limited run(s): " + ", ".join(limited)
     parts = ("US", "GS", "Unify") if key == "Overall" else (key,)
     missing = [p for p in parts if not scores["complete"].get(p)]
-    if missing and cell.value is not None:
+    if missing:
         cell.notes.setdefault("limited", "")
         cell.notes["limited"] = (cell.notes["limited"] + "; " if cell.notes["limited"] else "") + \
             "subtasks missing in " + ", ".join(missing)
