@@ -106,8 +106,13 @@ def distributions(runs: Sequence[RunResult], out: Path) -> list[Path]:
         if not series:
             continue
         fig, ax = plt.subplots(figsize=(5, 3))
+        low = min(min(v) for _, v in series)
+        high = max(max(v) for _, v in series)
+        if high - low < 1e-6 * max(1.0, abs(high)):  # all equal (e.g. an oracle): one bar around it
+            low, high = low - 0.5, high + 0.5
         for model, values in series:
-            ax.hist(values, bins=min(30, max(5, len(values) // 2)), alpha=0.5, label=f"{model} (n={len(values)})")
+            ax.hist(values, bins=min(30, max(5, len(values) // 2)), range=(low, high), alpha=0.5,
+                    label=f"{model} (n={len(values)})")
         ax.set_xlabel(f"per-sample {metric}")
         ax.set_ylabel("samples")
         ax.set_title(f"{task}: score distribution", fontsize=9)

@@ -102,8 +102,14 @@ def display_record(*, sample_id: str, prediction: Mapping[str, Any] | None, scor
         elif part.get("path"):
             add_media(f"input {part.get('type', '')}".strip(), part["path"])
     output = prediction.get("output") or {}
+    # The scored file is the prediction (e.g. t2i's PNG copy of the model's raw image); the raw
+    # output of the same kind is then the same picture and is not shown twice.
+    scored = prediction.get("prediction")
+    scored_kind = media_kind(scored)
+    if scored_kind:
+        add_media(f"generated {scored_kind}", scored)
     for item in output.get("media") or []:
-        if item.get("path"):
+        if item.get("path") and media_kind(item["path"]) != scored_kind:
             add_media(f"generated {item.get('type', '')}".strip(), item["path"])
     if isinstance(output.get("text"), str):
         texts.append(["output", _text(output["text"]) or ""])

@@ -220,7 +220,8 @@ function pager(state, total, rerender) {
 }
 
 // -------------------------------------------------------------------------------- run browser
-var PAGE_SIZE = 25;
+// Samples per page: 25, or ?size=N in the address.
+var PAGE_SIZE = Math.max(1, parseInt(new URLSearchParams(location.search).get("size"), 10) || 25);
 
 function sampleFilters(prefix) {
   return [
