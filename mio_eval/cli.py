@@ -83,6 +83,7 @@ def _usage() -> str:
         "       mio-eval export --format leaderboard ROOT...   leaderboard JSON",
         "       mio-eval leaderboard ROOT...            markdown leaderboard, one table per task",
         "       mio-eval repair RUN_DIR                 keep every valid line of a damaged predictions.jsonl",
+        "       mio-eval view ROOT --out DIR            static HTML site: runs, samples (listen and look), comparisons",
         "",
         "config groups (group=option):",
     ]

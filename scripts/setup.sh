@@ -9,6 +9,9 @@ command -v espeak-ng >/dev/null || need_apt+=(espeak-ng)
 command -v ffmpeg >/dev/null || need_apt+=(ffmpeg)
 command -v sox >/dev/null || need_apt+=(sox)
 command -v java >/dev/null || need_apt+=(default-jre-headless)   # pycocoevalcap's PTB tokenizer
+# Headless Chromium + its WebDriver: the browser test of `mio-eval view` (tests/test_view.py).
+{ command -v chromium >/dev/null || command -v chromium-browser >/dev/null; } || need_apt+=(chromium)
+command -v chromedriver >/dev/null || need_apt+=(chromium-driver)
 if [ ${#need_apt[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
   $sudo apt-get update -qq

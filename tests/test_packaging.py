@@ -47,7 +47,8 @@ def test_wheel_contents(wheel):
                      "mio_eval/configs/task/tts_demo.yaml", "mio_eval/tasks/tts.py",
                      "mio_eval/tasks/loaders/vctk.py", "mio_eval/metrics/wer.py",
                      "mio_eval/metrics/normalizers.py", "mio_eval/models/espeak.py",
-                     "mio_eval/data/tts_demo/README.md"):
+                     "mio_eval/data/tts_demo/README.md", "mio_eval/data/published.yaml",
+                     "mio_eval/view/templates/app.js", "mio_eval/view/templates/page.html"):
         assert required in names, required
     txts = [n for n in names if n.startswith("mio_eval/data/tts_demo/txt/") and n.endswith(".txt")]
     assert len(txts) == 50

@@ -7,6 +7,7 @@ CLIP) rendered to a static site and opened from ``file://`` in headless Chromium
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from pathlib import Path
@@ -89,6 +90,8 @@ def browser():
     from selenium.webdriver.chrome.options import Options
     from selenium.webdriver.chrome.service import Service
 
+    os.environ.setdefault("SE_OFFLINE", "true")  # selenium-manager: no download, no usage ping
+    os.environ.setdefault("SE_AVOID_STATS", "true")
     options = Options()
     for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,900",
                 "--no-first-run", "--disable-extensions"):

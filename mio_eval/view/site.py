@@ -4,9 +4,11 @@ task that two or more models ran, ``assets/`` (script, style), ``data/`` and ``p
 Opening from ``file://`` forbids ``fetch`` of local JSON, so data are JavaScript files that call
 ``MIO_VIEW.put(key, value)``, loaded on demand through ``<script>`` elements:
 
-* ``data/<run>/index_<k>.js`` — :data:`INDEX_CHUNK` entries ``[id, value, has_error, search text]``
-  in dataset order: what filters and sorting need, loaded when a run page opens (a 200k-sample run
-  is ~20 of these files, a few MB);
+* ``data/<run>/index_<k>.js`` — :data:`INDEX_CHUNK` entries ``[id, value, has_error]`` in dataset
+  order: what the value / error filters and sorting need, loaded when a run page opens (a
+  200k-sample run is 20 of these files, ~5 MB: see ``benchmarks/view_scale.py``);
+* ``data/<run>/text_<k>.js`` — the lower-cased search text of the same samples, loaded on the
+  first text search only;
 * ``data/<run>/samples_<k>.js`` — :data:`SAMPLE_CHUNK` display records
   (:func:`mio_eval.view.records.display_record`), loaded only for the page being shown.
 
@@ -92,6 +94,7 @@ def _run_summary(run: RunResult) -> dict[str, Any]:
     return {
         "id": run_id(run), "model": run.model, "task": run.task, "n": run.n, "errors": run.n_errors,
         "status": run.status, "limit": run.limit, "judge": run.judge or "–",
+        "split_size": run.data.get("split_size"), "times": run.data.get("times") or {},
         "variant": ", ".join(f"{k}: {v}" for k, v in run.variants.items() if "/" not in k),
         "primary": primary,
         "value": (metrics[primary]["value"] * float(metrics[primary].get("scale", 1.0))
@@ -117,6 +120,7 @@ def _write_run_data(run: RunResult, data_dir: Path, link: _Linker) -> dict[str, 
     data_dir.mkdir(parents=True, exist_ok=True)
     rid = summary["id"]
     index: list[list[Any]] = []
+    texts: list[str] = []
     samples: list[dict[str, Any]] = []
     counts = {"index": 0, "samples": 0, "n": 0}
 
@@ -130,15 +134,18 @@ def _write_run_data(run: RunResult, data_dir: Path, link: _Linker) -> dict[str, 
     def flush_index(final: bool = False) -> None:
         while len(index) >= INDEX_CHUNK or (final and index):
             chunk, index[:] = index[:INDEX_CHUNK], index[INDEX_CHUNK:]
-            key = f"{rid}/index_{counts['index']}"
-            (data_dir / f"index_{counts['index']}.js").write_text(_js_put(key, chunk), encoding="utf-8")
+            text, texts[:] = texts[:INDEX_CHUNK], texts[INDEX_CHUNK:]
+            k = counts["index"]
+            (data_dir / f"index_{k}.js").write_text(_js_put(f"{rid}/index_{k}", chunk), encoding="utf-8")
+            (data_dir / f"text_{k}.js").write_text(_js_put(f"{rid}/text_{k}", text), encoding="utf-8")
             counts["index"] += 1
 
     def add(sample_id: str, score: Mapping[str, Any] | None) -> None:
         record = display_record(sample_id=sample_id, prediction=predictions.pop(sample_id, None), score=score,
                                 metric=metric, metric_entry=entry, run_dir=run.run_dir, link=link)
         value = record["value"]
-        index.append([sample_id, value, 1 if record["error"] else 0, search_text(record)])
+        index.append([sample_id, value, 1 if record["error"] else 0])
+        texts.append(search_text(record))
         samples.append(record)
         counts["n"] += 1
         flush_samples()

@@ -107,7 +107,8 @@ function renderIndex(page, app) {
       return el("td", { className: "num", text: fmt(r.value) }); } },
     { title: "other metrics", sort: function (r) { return r.metrics.length; }, cell: function (r) {
       return el("td", { text: r.metrics.slice(1).map(function (m) { return m[0] + " " + m[1]; }).join(", ") }); } },
-    { title: "n", sort: function (r) { return r.n; }, cell: function (r) { return el("td", { className: "num", text: String(r.n) }); } },
+    { title: "n", sort: function (r) { return r.n; }, cell: function (r) {
+      return el("td", { className: "num", text: String(r.n) + (r.split_size ? " / " + r.split_size : "") }); } },
     { title: "errors", sort: function (r) { return r.errors; }, cell: function (r) {
       return el("td", { className: "num", text: String(r.errors) }); } },
     { title: "run", sort: function (r) { return r.status; }, cell: function (r) {
@@ -172,15 +173,21 @@ function sampleCard(record, run) {
 
 function scaled(value, run) { return value === null || value === undefined ? null : value * (run.scale || 1); }
 
-function loadIndex(run) {
+function loadChunks(run, kind) {
   var keys = [];
-  for (var k = 0; k < run.index_chunks; k++) keys.push(run.id + "/index_" + k);
+  for (var k = 0; k < run.index_chunks; k++) keys.push(run.id + "/" + kind + "_" + k);
   return Promise.all(keys.map(MIO_VIEW.load)).then(function (parts) {
     var all = [];
     parts.forEach(function (p) { all = all.concat(p); });
-    return all;  // position = dataset order; entry = [id, value, error, text]
+    return all;  // position = dataset order
   });
 }
+
+// [id, value, has_error] per sample: loaded when the page opens.
+function loadIndex(run) { return loadChunks(run, "index"); }
+
+// Lower-cased search text per sample: loaded on the first text search only.
+function loadTexts(run) { return loadChunks(run, "text"); }
 
 function loadRecords(run, positions) {
   var chunks = {};
@@ -232,14 +239,16 @@ function sampleFilters(prefix) {
   ];
 }
 
-function passes(entry, value, inputs) {
+function needle(inputs) { return inputs.search.value.trim().toLowerCase(); }
+
+function passes(entry, value, text, inputs) {
   var mode = inputs.error.value, lo = parseFloat(inputs.min.value), hi = parseFloat(inputs.max.value);
-  var needle = inputs.search.value.trim().toLowerCase();
+  var wanted = needle(inputs);
   if (mode === "only" && !entry[2]) return false;
   if (mode === "none" && entry[2]) return false;
   if (!Number.isNaN(lo) && !(value !== null && value >= lo)) return false;
   if (!Number.isNaN(hi) && !(value !== null && value <= hi)) return false;
-  if (needle && entry[3].indexOf(needle) < 0) return false;
+  if (wanted && (text === null || text.indexOf(wanted) < 0)) return false;
   return true;
 }
 
@@ -257,7 +266,10 @@ function renderRun(page, app) {
   var run = page.run;
   app.appendChild(el("h1", null, run.model + " · " + run.task + " ", badge(run.status)));
   app.appendChild(el("p", null, run.metrics.map(function (m) { return m[0] + (m[2] ? " ↑ " : " ↓ ") + m[1]; }).join(" · "),
-    el("br"), "n " + run.n + " · errors " + run.errors + " · judge " + run.judge + " · " + run.variant));
+    el("br"), "n " + run.n + (run.split_size ? " of " + run.split_size : "") + " · errors " + run.errors +
+    " · judge " + run.judge + " · " + run.variant,
+    Object.keys(run.times).length ? [el("br"), "times: " + Object.keys(run.times).map(function (k) {
+      return k + " " + fmt(run.times[k], 1); }).join(", ")] : null));
   var sortSpec = { id: "sort", label: "sort", options: [["dataset", "dataset order"], ["best", "best first"], ["worst", "worst first"]] };
   var ui = controls(sampleFilters(run.primary || "value").concat([sortSpec]), function () { state.page = 0; update(); });
   var status = el("span", { className: "status", id: "status", text: "loading…" });
@@ -267,11 +279,18 @@ function renderRun(page, app) {
   app.appendChild(ui.box);
   var list = el("section", { id: "samples" });
   app.appendChild(list);
-  var state = { page: 0, size: PAGE_SIZE, index: [], token: 0 };
+  var state = { page: 0, size: PAGE_SIZE, index: [], texts: null, token: 0 };
   function value(p) { return scaled(state.index[p][1], run); }
   function update() {
     var inputs = ui.inputs, positions = [];
-    for (var p = 0; p < state.index.length; p++) if (passes(state.index[p], value(p), inputs)) positions.push(p);
+    if (needle(inputs) && state.texts === null) {
+      status.textContent = "loading search text…";
+      loadTexts(run).then(function (texts) { state.texts = texts; update(); });
+      return;
+    }
+    for (var p = 0; p < state.index.length; p++) {
+      if (passes(state.index[p], value(p), state.texts ? state.texts[p] : null, inputs)) positions.push(p);
+    }
     var sort = inputs.sort.value;
     if (sort !== "dataset") positions.sort(byValue(value, (sort === "best") === run.higher_is_better ? -1 : 1));
     nav.textContent = "";
@@ -311,9 +330,10 @@ function renderCompare(page, app) {
     el("span", { className: "delta worse", text: "worse" }), "B − A per sample on A's headline metric, in its direction."));
   var list = el("section", { id: "samples" });
   app.appendChild(list);
-  var state = { page: 0, size: PAGE_SIZE, pairs: [], token: 0 };
+  var state = { page: 0, size: PAGE_SIZE, pairs: [], texts: null, token: 0 };
   function prepare() {
     var a = runs[Number(ui.inputs.a.value)], b = runs[Number(ui.inputs.b.value)];
+    state.texts = null;
     Promise.all([loadIndex(a), loadIndex(b)]).then(function (both) {
       var where = {};
       both[1].forEach(function (entry, p) { where[entry[0]] = p; });
@@ -323,14 +343,24 @@ function renderCompare(page, app) {
         var q = where[entry[0]], other = both[1][q];
         var va = scaled(entry[1], a), vb = scaled(other[1], b);
         var delta = va === null || vb === null ? null : vb - va;
-        state.pairs.push({ a: p, b: q, delta: delta, entry: [entry[0], delta, entry[2] || other[2], entry[3] + " " + other[3]] });
+        state.pairs.push({ a: p, b: q, delta: delta, entry: [entry[0], delta, entry[2] || other[2]] });
       });
       update();
     });
   }
   function update() {
     var a = state.a, b = state.b, sign = a.higher_is_better ? 1 : -1, rows = [];
-    state.pairs.forEach(function (pair, i) { if (passes(pair.entry, pair.delta, ui.inputs)) rows.push(i); });
+    if (needle(ui.inputs) && state.texts === null) {
+      status.textContent = "loading search text…";
+      Promise.all([loadTexts(a), loadTexts(b)]).then(function (both) {
+        state.texts = state.pairs.map(function (pair) { return both[0][pair.a] + " " + both[1][pair.b]; });
+        update();
+      });
+      return;
+    }
+    state.pairs.forEach(function (pair, i) {
+      if (passes(pair.entry, pair.delta, state.texts ? state.texts[i] : null, ui.inputs)) rows.push(i);
+    });
     var sort = ui.inputs.sort.value;
     if (sort !== "dataset") rows.sort(byValue(function (i) { return state.pairs[i].delta; }, (sort === "worse" ? 1 : -1) * sign));
     nav.textContent = "";
