@@ -214,6 +214,13 @@ def test_tts_run_page_audio_decodes_and_filters_change_rows(site, browser):
     assert best == sorted(values)
     assert _severe(driver) == []
     driver.save_screenshot(str(ARTIFACTS / "run_tts_demo.png"))
+    # The README's screenshot: espeak's run of the demo, worst utterances first.
+    _open(driver, site / "run_espeak__tts_demo.html")
+    _set(driver, "sort", "worst")
+    _wait(driver, lambda: driver.execute_script("return Array.from(document.querySelectorAll('audio'))"
+                                                ".every(a => a.readyState >= 1)"))
+    assert _severe(driver) == []
+    driver.save_screenshot(str(ARTIFACTS / "run_espeak_tts_demo.png"))
 
 
 def test_image_run_page_shows_generated_beside_reference(site, browser):
