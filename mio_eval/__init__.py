@@ -8,13 +8,15 @@ from __future__ import annotations
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["run", "results", "samples", "__version__"]
+__all__ = ["run", "results", "sample_scores", "__version__"]
 
 
 def __getattr__(name: str):
-    """``mio_eval.results(root)`` (the long table as a pandas DataFrame) and
-    ``mio_eval.samples(run_dir)`` (one run's per-sample scores), imported on first use."""
-    if name in ("results", "samples"):
+    """``mio_eval.results(root)`` (the long table as a pandas DataFrame; the module
+    ``mio_eval.results`` is callable) and ``mio_eval.sample_scores(run_dir)`` (one run's per-sample
+    scores as a DataFrame), imported on first use. (``mio_eval.samples`` is the sample-selection
+    module.)"""
+    if name in ("results", "sample_scores"):
         import importlib
 
         module = importlib.import_module("mio_eval.results")

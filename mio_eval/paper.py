@@ -105,7 +105,10 @@ def _run_cell(runs: Sequence[RunResult], column: Mapping[str, Any], decimals: in
         scale = float(column.get("scale", metric.get("scale", 1.0)))
         cell = PaperCell(value * scale if value is not None else None, decimals)
         if run.limited:
-            cell.notes["limited"] = f"{task}: n={run.n}" + (f", limit {run.limit}" if run.limit is not None else "")
+            from mio_eval.report import coverage
+
+            cell.notes["limited"] = f"{task}: " + (coverage(run.data) or f"n={run.n}" + (
+                f", runner.limit {run.limit}" if run.limit is not None else ""))
         notes = _protocol_notes(run, metric, column.get("protocol") or {})
         if notes:
             cell.notes["protocol"] = f"{task}·{name}: " + "; ".join(notes)

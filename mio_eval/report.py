@@ -180,7 +180,7 @@ def render_long(frame) -> str:
         ci = ""
         if rec["ci95_low"] == rec["ci95_low"] and rec["ci95_low"] is not None:
             ci = f"[{rec['ci95_low'] * scale:.{digits}f}, {rec['ci95_high'] * scale:.{digits}f}]"
-        status = "limited" if rec["limited"] else "complete" if rec["complete"] else "–"
+        status = rec["status"] if rec["status"] != "unknown" else "–"
         rows.append([rec["model"], rec["task"], f"{rec['metric']} {'↑' if rec['higher_is_better'] else '↓'}", value,
                      ci, str(rec["n"]), str(rec["n_errors"]), status, rec["variant"]])
     return _table(["model", "task", "metric", "value", "95% CI", "n", "errors", "run", "variant"], rows) + "\n"

@@ -33,7 +33,7 @@ __all__ = ["RunResult", "find_runs", "sample_value", "read_jsonl", "long_table",
            "LONG_COLUMNS"]
 
 LONG_COLUMNS = ("model", "task", "metric", "value", "reported", "scale", "higher_is_better", "variant", "n",
-                "n_run", "n_errors", "ci95_low", "ci95_high", "ci_method", "complete", "limited", "limit",
+                "n_run", "n_errors", "ci95_low", "ci95_high", "ci_method", "complete", "limited", "status", "limit",
                 "judge", "run_dir")
 
 
@@ -91,7 +91,11 @@ class RunResult:
 
     @property
     def status(self) -> str:
-        return "limited" if self.limited else "complete" if self.complete else "unknown"
+        """``limited`` (runner.limit), ``incomplete`` (a partial split, e.g. a fixture or a damaged
+        copy), ``complete`` (the whole published split) or ``unknown`` (an older run)."""
+        if self.limit is not None:
+            return "limited"
+        return "incomplete" if self.complete is False else "complete" if self.complete else "unknown"
 
     @property
     def judge(self) -> str:
@@ -220,7 +224,8 @@ def long_table(runs: Sequence[RunResult], *, bootstrap: int = 1000, seed: int = 
                 "higher_is_better": bool(metric.get("higher_is_better", True)),
                 "variant": str(metric.get("variant", "")), "n": metric.get("n", run.n), "n_run": run.n,
                 "n_errors": run.n_errors, "ci95_low": low, "ci95_high": high, "ci_method": method,
-                "complete": run.complete, "limited": run.limited, "limit": run.limit, "judge": run.judge,
+                "complete": run.complete, "limited": run.limited, "status": run.status, "limit": run.limit,
+                "judge": run.judge,
                 "run_dir": str(run.run_dir),
             })
     frame = pd.DataFrame.from_records(records, columns=list(LONG_COLUMNS))

@@ -142,9 +142,10 @@ def test_long_table_values_intervals_and_status(root):
 
 
 def test_samples_joins_scores_and_predictions(root):
-    frame = mio_eval.samples(root / "espeak" / "tts_vctk")
+    frame = mio_eval.sample_scores(root / "espeak" / "tts_vctk")
     assert list(frame["id"]) == ["u1", "u2", "u3", "u4", "u5"]
     first = frame.iloc[0]
+    assert mio_eval.results.samples is mio_eval.sample_scores
     assert first.prediction == "media/u1.wav" and first.time_s == 0.5 and first.media == ["media/u1.wav"]
     assert frame.iloc[4].error == "judge failed: unreadable wav" and pd.isna(frame.iloc[4].prediction)
 

@@ -167,6 +167,7 @@ def test_index_loads_sorts_and_shows_plots(site, browser):
     assert sorted(rows) == ["dummy__tts_demo", "espeak__tts_demo", "oracle__t2i_coco_karpathy"]
     badges = driver.execute_script("return Array.from(document.querySelectorAll('#runs .badge')).map(b => b.textContent)")
     assert badges.count("limited") == 2  # runner.limit on the tts runs
+    assert badges.count("incomplete") == 1  # 3 images where Karpathy's test split has 5000
     driver.execute_script("document.querySelectorAll('#runs th')[1].click()")  # task, ascending
     first = driver.execute_script("return document.querySelector('#runs tbody tr').dataset.run")
     assert first == "oracle__t2i_coco_karpathy"
