@@ -149,7 +149,7 @@ def test_sweep_then_report(tmp_path):
     assert report.stdout in readme
     assert "| model | tts_demo·wer_corpus ↓ | tts_demo·wer_utt_mean ↓ |" in readme
     rows = [line for line in readme.splitlines() if line.startswith(("| dummy |", "| espeak |"))]
-    assert len(rows) == 4  # one summary row and one run row per model
+    assert len(rows) == 4 + 4  # one summary row and one run row per model, then the long table's metric rows
     assert "| dummy | tts_demo | 1 (limited: 1 of 50 (first)) | 0 | pocketsphinx" in readme
 
     missing = mio(tmp_path, "report", str(tmp_path / "missing"))
