@@ -139,6 +139,9 @@ class TTSTask:
                 rows[g.sample.id] = {"id": g.sample.id, "error": f"judge: {reason}", "stage": "score"}
                 continue
             rows[g.sample.id] = {"id": g.sample.id, "error": None, **scorer.add(g.sample.targets[0], judged.text)}
+        for g in generated:  # the recorded speech, heard beside the generated one in `mio-eval view`
+            if g.sample.metadata.get("reference_audio"):
+                rows[g.sample.id]["reference_audio"] = g.sample.metadata["reference_audio"]
         metrics = scorer.compute()
         judges = [self.transcriber.provenance()]
         if self._round_trip is not None:

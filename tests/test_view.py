@@ -51,6 +51,19 @@ def _coco(root: Path) -> Path:
     return root
 
 
+def _vctk(root: Path) -> Path:
+    """VCTK 0.92's layout: txt/<spk>/<utt>.txt beside wav48_silence_trimmed/<spk>/<utt>_mic1.flac."""
+    vctk = root / "VCTK-Corpus-0.92"
+    for utt, text in (("p225_001", "Please call Stella."), ("p226_001", "Six spoons of fresh snow peas.")):
+        spk = utt.split("_")[0]
+        (vctk / "txt" / spk).mkdir(parents=True)
+        (vctk / "txt" / spk / f"{utt}.txt").write_text(text + "\n", encoding="utf-8")
+        (vctk / "wav48_silence_trimmed" / spk).mkdir(parents=True)
+        t = np.arange(int(0.6 * 48000)) / 48000
+        sf.write(vctk / "wav48_silence_trimmed" / spk / f"{utt}_mic1.flac", 0.2 * np.sin(2 * np.pi * 220 * t), 48000)
+    return root
+
+
 @pytest.fixture(scope="module")
 def results_root(tmp_path_factory, tiny_hf_clip):  # noqa: F811
     base = tmp_path_factory.mktemp("view")
@@ -60,6 +73,9 @@ def results_root(tmp_path_factory, tiny_hf_clip):  # noqa: F811
     run("tts_demo", "dummy", common)
     run("tts_demo", "espeak", common)
     data = _coco(base / "data")
+    # VCTK has the speakers' recordings: the page plays them beside the generated speech.
+    run("tts_vctk", "dummy", [f"paths.results_dir={root}", "runner.progress=false", f"paths.data_dir={_vctk(data)}",
+                              "task.judge.whisper_path=null"])
     samples = CaptionToImageSamples(source=KarpathyLoader(annotations=str(data / "coco" / "dataset_coco.json"),
                                                           image_root=str(data / "coco"), split="test", dataset="coco"))()
     key = answer_key(samples, base / "key.json")
@@ -157,17 +173,17 @@ def test_site_has_no_absolute_paths_and_copy_media_moves(results_root, site, tmp
         body = chunk.read_text(encoding="utf-8")
         records += json.loads(body[body.index(",") + 1: body.rindex(")")])
     hrefs = [m[2] for r in records for m in r["media"]]
-    assert len(hrefs) == 2 + 2 + 3 * 2 and all(h.startswith("media/") and (moved / h).is_file() for h in hrefs)
+    assert len(hrefs) == 2 + 2 + 2 * 2 + 3 * 2 and all(h.startswith("media/") and (moved / h).is_file() for h in hrefs)
     assert view_main([str(tmp_path / "none"), "--out", str(tmp_path / "x")]) == 2
 
 
 def test_index_loads_sorts_and_shows_plots(site, browser):
     driver = _open(browser, site / "index.html")
     rows = driver.execute_script("return Array.from(document.querySelectorAll('#runs tbody tr')).map(r => r.dataset.run)")
-    assert sorted(rows) == ["dummy__tts_demo", "espeak__tts_demo", "oracle__t2i_coco_karpathy"]
+    assert sorted(rows) == ["dummy__tts_demo", "dummy__tts_vctk", "espeak__tts_demo", "oracle__t2i_coco_karpathy"]
     badges = driver.execute_script("return Array.from(document.querySelectorAll('#runs .badge')).map(b => b.textContent)")
-    assert badges.count("limited") == 2  # runner.limit on the tts runs
-    assert badges.count("incomplete") == 1  # 3 images where Karpathy's test split has 5000
+    # runner.limit on the tts_demo runs; 3 of Karpathy's 5000 test images; VCTK has no fixed size
+    assert sorted(badges) == ["complete", "incomplete", "limited", "limited"]
     driver.execute_script("document.querySelectorAll('#runs th')[1].click()")  # task, ascending
     first = driver.execute_script("return document.querySelector('#runs tbody tr').dataset.run")
     assert first == "oracle__t2i_coco_karpathy"
@@ -222,6 +238,23 @@ def test_tts_run_page_audio_decodes_and_filters_change_rows(site, browser):
                                                 ".every(a => a.readyState >= 1)"))
     assert _severe(driver) == []
     driver.save_screenshot(str(ARTIFACTS / "run_espeak_tts_demo.png"))
+
+
+def test_reference_speech_plays_beside_the_generated(site, browser):
+    driver = _open(browser, site / "run_dummy__tts_vctk.html")
+    _wait(driver, lambda: driver.execute_script(
+        "return Array.from(document.querySelectorAll('audio')).every(a => a.readyState >= 1 || a.error)"))
+    cards = driver.execute_script(
+        "return Array.from(document.querySelectorAll('#samples article.sample')).map(c => "
+        "Array.from(c.querySelectorAll('figure[data-kind=audio]')).map(f => "
+        "[f.querySelector('figcaption').textContent, f.querySelector('audio').duration, "
+        "f.querySelector('audio').error && f.querySelector('audio').error.code]))")
+    assert len(cards) == 2
+    for figures in cards:  # the generated wav and the speaker's flac, both decoded by the browser
+        assert [f[0] for f in figures] == ["generated audio", "reference_audio"]
+        assert all(f[1] > 0 and f[2] is None for f in figures)
+    assert figures[1][1] == pytest.approx(0.6, abs=0.01)
+    assert _severe(driver) == []
 
 
 def test_image_run_page_shows_generated_beside_reference(site, browser):
