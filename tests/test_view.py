@@ -160,6 +160,37 @@ def test_alignment_marks_substitutions_deletions_insertions():
     assert alignment("", "x") is None
 
 
+def test_display_record_media_texts_and_scores(tmp_path):
+    from mio_eval.view.records import display_record, search_text
+
+    run_dir = tmp_path / "run"
+    (run_dir / "media").mkdir(parents=True)
+    (run_dir / "media" / "v.mp4").write_bytes(b"\0")
+    frame = tmp_path / "data" / "frame.jpg"
+    frame.parent.mkdir()
+    PILImage.new("RGB", (4, 4)).save(frame)
+    prediction = {"prompt": [{"type": "video", "path": str(frame.with_name("clip.avi"))},
+                             {"type": "image", "path": str(frame)}, {"type": "text", "text": "What is it?"}],
+                  "output": {"text": "a dog", "media": [{"type": "video", "path": "media/v.mp4"}]},
+                  "prediction": "a dog", "error": None}
+    score = {"id": "q1", "error": None, "answers": ["dog", "dog", "puppy"], "accuracy": 1.0, "correct": True,
+             "normalized": "dog" * 1000}
+    links = []
+    record = display_record(sample_id="q1", prediction=prediction, score=score, metric="vqa_accuracy",
+                            metric_entry={"extra": {}}, run_dir=run_dir,
+                            link=lambda p: (links.append(p) or f"rel/{p.name}") if p.is_file() else None)
+    assert record["media"] == [["input image", "image", "rel/frame.jpg"], ["generated video", "video", "rel/v.mp4"]]
+    assert links[1] == run_dir / "media" / "v.mp4"  # relative paths resolve against the run dir
+    # A missing input is said, not dropped; texts keep their order; long texts are cut and marked.
+    assert [label for label, _ in record["texts"]] == ["input video", "prompt", "output", "answers", "normalized"]
+    texts = dict(record["texts"])
+    assert texts["input video"] == "(missing file: clip.avi)"
+    assert texts["answers"] == "dog | dog | puppy" and texts["output"] == "a dog"
+    assert texts["normalized"].endswith("[1000 more characters]") and len(texts["normalized"]) < 2100
+    assert record["scores"] == {"accuracy": 1.0, "correct": 1.0} and record["value"] == 1.0
+    assert search_text(record).startswith("q1 ") and "puppy" in search_text(record)
+
+
 def test_site_has_no_absolute_paths_and_copy_media_moves(results_root, site, tmp_path):
     text = "\n".join(p.read_text(encoding="utf-8") for p in site.rglob("*") if p.suffix in (".html", ".js"))
     assert str(results_root.parent) not in text and "/tmp/" not in text and str(Path.home()) + "/" not in text

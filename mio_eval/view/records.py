@@ -133,7 +133,7 @@ def display_record(*, sample_id: str, prediction: Mapping[str, Any] | None, scor
             if text is not None and not key.endswith("_normalized"):
                 texts.append([key, text])
     if isinstance(prediction.get("prediction"), str) and not media_kind(prediction["prediction"]) \
-            and "prediction" not in score:
+            and "prediction" not in score and prediction["prediction"] != output.get("text"):
         texts.append(["prediction", _text(prediction["prediction"]) or ""])
     align = None
     ref = score.get("reference_normalized")
