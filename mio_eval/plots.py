@@ -166,14 +166,27 @@ def wer_by_length(runs: Sequence[RunResult], out: Path, *, bins: Sequence[int] =
     return written
 
 
+def _group_of(name: str, extra: Mapping[str, Any]) -> tuple[str, str]:
+    """(grouping, label) of a breakdown metric, as each metric family records it."""
+    prefix, label = name.split("/", 1)
+    if "grouping" in extra:  # ChoiceAccuracy: grouping = the kind, group = the label
+        return f"{prefix} by {extra['grouping']}", str(extra.get("group", label))
+    if "key" in extra:  # VQAAccuracy: group = the kind, key = the label
+        return f"{prefix} by {extra.get('group', 'type')}", str(extra["key"])
+    for kind in ("question_type", "answer_type", "category_id"):  # video QA
+        if kind in extra:
+            return f"{prefix.split('/')[0]} by {kind}", str(extra[kind])
+    return f"{prefix} by group", label
+
+
 def _groups(run: RunResult) -> dict[str, dict[str, float]]:
+    """Breakdown metrics (``<metric>/<label>`` of a metric the run reports) by grouping."""
     found: dict[str, dict[str, float]] = {}
     for name, entry in run.metrics.items():
-        extra: Mapping[str, Any] = entry.get("extra") or {}
-        if "/" in name and entry.get("value") is not None and ("group" in extra or "key" in extra):
-            group = str(extra.get("group", name.split("/")[0]))
-            key = str(extra.get("key", name.rsplit("/", 1)[1]))
-            found.setdefault(group, {})[key] = entry["value"] * float(entry.get("scale", 1.0))
+        if "/" not in name or entry.get("value") is None or name.split("/", 1)[0] not in run.metrics:
+            continue
+        grouping, label = _group_of(name, entry.get("extra") or {})
+        found.setdefault(grouping, {})[label] = entry["value"] * float(entry.get("scale", 1.0))
     return found
 
 
@@ -198,7 +211,7 @@ def by_type(runs: Sequence[RunResult], out: Path) -> list[Path]:
                        label=model)
             ax.set_xticks(np.arange(len(keys)) + 0.4 - width / 2, keys, fontsize=7, rotation=20, ha="right")
             ax.set_ylabel("accuracy (%)")
-            ax.set_title(f"{task}: by {kind}", fontsize=9)
+            ax.set_title(f"{task}: {kind}", fontsize=9)
             ax.legend(fontsize=7)
         fig.tight_layout()
         path = out / f"by_type_{_slug(task)}.png"

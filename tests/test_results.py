@@ -216,6 +216,16 @@ def test_plots_are_written_from_the_runs(root, tmp_path):
     written = write_plots(find_runs(root), tmp_path / "plots")
     names = sorted(p.name for p in written)
     assert names == ["by_type_vqav2_val.png", "dist_tts_vctk.png", "heatmap.png", "wer_by_length_tts_vctk.png"]
+    from mio_eval.plots import _groups
+
+    vqa = next(r for r in find_runs(root) if r.task == "vqav2_val")
+    assert _groups(vqa) == {"vqa_accuracy by answer_type": {"yes/no": pytest.approx(80.0), "number": 50.0}}
+    mcq = RunResult(run_dir=root, data={"model": "m", "task": "seedbench_img", "metrics": {
+        "accuracy": _metric(0.5, True, "x"), "accuracy/Scene Understanding": _metric(
+            0.25, True, "x", grouping="dimension", group="Scene Understanding"),
+        "accuracy/what": _metric(1.0, True, "x", question_type="what")}})
+    assert _groups(mcq) == {"accuracy by dimension": {"Scene Understanding": 25.0},
+                            "accuracy by question_type": {"what": 100.0}}
     for path in written:
         with Image.open(path) as image:
             assert image.format == "PNG" and image.width > 100
