@@ -206,6 +206,8 @@ def test_site_has_no_absolute_paths_and_copy_media_moves(results_root, site, tmp
     hrefs = [m[2] for r in records for m in r["media"]]
     assert len(hrefs) == 2 + 2 + 2 * 2 + 3 * 2 and all(h.startswith("media/") and (moved / h).is_file() for h in hrefs)
     assert view_main([str(tmp_path / "none"), "--out", str(tmp_path / "x")]) == 2
+    (tmp_path / "empty").mkdir()
+    assert view_main([str(tmp_path / "empty"), "--out", str(tmp_path / "x")]) == 2 and not (tmp_path / "x").exists()
 
 
 def test_index_loads_sorts_and_shows_plots(site, browser):

@@ -30,6 +30,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not root.is_dir():
         print(f"mio-eval view: error: no results directory {root}", file=sys.stderr)
         return 2
-    index = build_site(root, args.out, copy_media=args.copy_media, plots=not args.no_plots)
+    from mio_eval.results import find_runs
+
+    runs = find_runs(root)
+    if not runs:
+        print(f"mio-eval view: error: no runs under {root} (expected <root>/<model>/<task>/metrics.json)",
+              file=sys.stderr)
+        return 2
+    index = build_site(root, args.out, copy_media=args.copy_media, plots=not args.no_plots, runs=runs)
     print(f"wrote {index} (open it in a browser: file://{index.resolve()})")
     return 0
