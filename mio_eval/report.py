@@ -205,7 +205,8 @@ def _write_frame(frame, fmt: str, out: Path | None) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mio-eval report", description=__doc__.splitlines()[0])
     parser.add_argument("results_dir", nargs="?", default="results", help="results root (default: results)")
-    parser.add_argument("--out", help="markdown file to write (default: <results_dir>/README.md)")
+    parser.add_argument("--out", help="markdown file to write (default: <results_dir>/README.md, "
+                                      "<results_dir>/PAPER.md for --layout paper)")
     parser.add_argument("--stdout", action="store_true", help="print only, write no file")
     parser.add_argument("--layout", choices=("wide", "long", "both", "paper"), default="both",
                         help="wide (models x task·metric), long (model x task x metric), both (default), "
@@ -236,7 +237,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             frame = results(root, bootstrap=args.bootstrap)
             if not frame.empty:
                 body += ("\n" if body else "") + "### Long format\n\n" + render_long(frame)
-    out = Path(args.out) if args.out else root / "README.md"
+    # The paper layout goes beside the usual report, not over it.
+    out = Path(args.out) if args.out else root / ("PAPER.md" if args.layout == "paper" else "README.md")
     if args.plots and not args.stdout:
         from mio_eval.plots import write_plots
         from mio_eval.results import find_runs

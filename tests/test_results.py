@@ -202,6 +202,9 @@ def test_paper_layout_marks_our_rows(root, capsys):
     assert "Overall: variant" not in text  # no notes on cells we have no value for
     # Published rows carry their source.
     assert "| Gemini-1.5-Pro | 42.67 | MIO paper, Table 8 |" in text
+    # Written beside the usual report, not over it.
+    assert report_main([str(root), "--layout", "paper"]) == 0
+    assert (root / "PAPER.md").read_text(encoding="utf-8").endswith(text) and not (root / "README.md").exists()
 
 
 def test_paper_rows_skip_models_without_a_value(root):
