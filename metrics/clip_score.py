@@ -186,9 +186,14 @@ def _missing(package: str, extra: str) -> ConfigError:
     return ConfigError(f"{package} is not installed: pip install 'mio-eval[{extra}]' (or pip install {package})")
 
 
-def _batches(items: Sequence[Any], size: int):
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
+def _batches(items: Sequence[Any], size: int, *, unit: str):
+    """Chunks of ``size``, with a progress bar (shown when the pass takes over a second)."""
+    from mio_eval.progress import progress
+
+    with progress(total=len(items), desc=f"scoring: CLIP {unit}s", unit=unit) as bar:
+        for start in range(0, len(items), size):
+            yield items[start:start + size]
+            bar.update(len(items[start:start + size]))
 
 
 class OpenClipEncoder:
@@ -240,7 +245,7 @@ class OpenClipEncoder:
 
         self.load()
         rows = []
-        for chunk in _batches(list(images), self.batch_size):
+        for chunk in _batches(list(images), self.batch_size, unit="image"):
             pixels = torch.from_numpy(np.stack([preprocess_image(_open(x), **self._prep) for x in chunk]))
             with torch.no_grad():
                 rows.append(self._model.encode_image(pixels.to(self.device)).float().cpu().numpy())
@@ -251,7 +256,7 @@ class OpenClipEncoder:
 
         self.load()
         rows = []
-        for chunk in _batches(list(texts), self.batch_size):
+        for chunk in _batches(list(texts), self.batch_size, unit="text"):
             with torch.no_grad():  # the tokenizer truncates to the context length (77)
                 rows.append(self._model.encode_text(self._tokenizer(list(chunk)).to(self.device)).float().cpu().numpy())
         return np.concatenate(rows)
@@ -309,7 +314,7 @@ class HFClipEncoder:
 
         self.load()
         rows = []
-        for chunk in _batches(list(images), self.batch_size):
+        for chunk in _batches(list(images), self.batch_size, unit="image"):
             pixels = torch.from_numpy(np.stack([preprocess_image(_open(x), **self._prep) for x in chunk]))
             with torch.no_grad():
                 out = self._model.get_image_features(pixel_values=pixels.to(self.device))
@@ -321,7 +326,7 @@ class HFClipEncoder:
 
         self.load()
         rows = []
-        for chunk in _batches(list(texts), self.batch_size):
+        for chunk in _batches(list(texts), self.batch_size, unit="text"):
             tokens = self._tokenizer(list(chunk), padding=True, truncation=True, max_length=self.max_length,
                                      return_tensors="pt")
             with torch.no_grad():

@@ -36,6 +36,7 @@ from mio_eval.errors import ConfigError, MediaError
 from mio_eval.media import load_audio
 from mio_eval.metrics.base import MetricResult
 from mio_eval.models.wav2vec2_asr import checkpoint_dir, from_pretrained, padding_is_exact, weights_digests
+from mio_eval.progress import progress
 
 __all__ = [
     "Embedding",
@@ -186,17 +187,20 @@ class SpeakerEncoder:
         unique = list(dict.fromkeys(str(p) for p in paths))
         found: dict[str, Embedding] = {}
         clips: list[tuple[str, np.ndarray]] = []
-        for path in unique:
-            try:
-                clips.append((path, self._read(path)))
-            except MediaError as exc:
-                found[path] = Embedding(path, error=str(exc))
-        clips.sort(key=lambda item: -len(item[1]))  # less padding; results do not depend on it
-        size = self.batch_size if self._batched else 1
-        for start in range(0, len(clips), size):
-            chunk = clips[start:start + size]
-            for (path, _), vector in zip(chunk, self._forward([clip for _, clip in chunk])):
-                found[path] = Embedding(path, vector=vector)
+        with progress(total=len(unique), desc="scoring: WavLM speaker embeddings", unit="file") as bar:
+            for path in unique:
+                try:
+                    clips.append((path, self._read(path)))
+                except MediaError as exc:
+                    found[path] = Embedding(path, error=str(exc))
+                    bar.update(1)
+            clips.sort(key=lambda item: -len(item[1]))  # less padding; results do not depend on it
+            size = self.batch_size if self._batched else 1
+            for start in range(0, len(clips), size):
+                chunk = clips[start:start + size]
+                for (path, _), vector in zip(chunk, self._forward([clip for _, clip in chunk])):
+                    found[path] = Embedding(path, vector=vector)
+                bar.update(len(chunk))
         return [found[str(p)] for p in paths]
 
     def provenance(self) -> Mapping[str, Any]:

@@ -1,6 +1,17 @@
-"""Progress bars for scoring passes (judges, CLIP, WavLM): tqdm on stderr, shown only once a
-pass has lasted a second; off when the runner says so (``runner.progress=false``) or
-``MIO_EVAL_PROGRESS=0``."""
+"""Progress bars for scoring passes (ASR judges, CLIP, WavLM, LLM judges): one small API.
+
+``progress(iterable, total=..., desc=...)`` returns a ``tqdm`` bar on stderr that appears only
+once the pass has run for ``DELAY_S`` seconds (tqdm's ``delay``), so fast passes print nothing and
+slow ones show rate and ETA. Bars are off when ``set_enabled(False)`` was called (the runner
+passes ``runner.progress``) or when the environment has ``MIO_EVAL_PROGRESS=0``; a disabled bar
+still iterates and accepts ``update`` / ``close``, so callers never branch.
+
+>>> set_enabled(False)
+>>> bar = progress(range(3), desc="demo")
+>>> sum(bar), bar.disable
+(3, True)
+>>> set_enabled(True)
+"""
 
 from __future__ import annotations
 
@@ -8,23 +19,30 @@ import os
 import sys
 from typing import Any, Iterable
 
-__all__ = ["progress", "set_enabled", "enabled"]
+__all__ = ["DELAY_S", "enabled", "progress", "set_enabled"]
 
-_state = {"enabled": True}
+DELAY_S = 1.0  # a pass shorter than this prints nothing
+ENV_VAR = "MIO_EVAL_PROGRESS"
+
+_enabled = True
 
 
 def set_enabled(value: bool) -> None:
-    _state["enabled"] = bool(value)
+    """Switch every later bar on or off (process-wide; the runner calls it with ``runner.progress``)."""
+    global _enabled
+    _enabled = bool(value)
 
 
 def enabled() -> bool:
-    return _state["enabled"] and os.environ.get("MIO_EVAL_PROGRESS", "1") != "0"
+    """Whether bars are shown: ``set_enabled`` not turned off and ``MIO_EVAL_PROGRESS`` not ``0``."""
+    return _enabled and os.environ.get(ENV_VAR, "1").strip().lower() not in ("0", "false", "no", "off")
 
 
-def progress(iterable: Iterable[Any] | None = None, *, total: int | None = None, desc: str = "",
-             unit: str = "sample"):
-    """A tqdm bar (``update(n)``, ``close()``, iterable) on stderr with ``delay=1``."""
+def progress(iterable: Iterable[Any] | None = None, *, total: int | None = None, desc: str,
+             unit: str = "sample") -> Any:
+    """A ``tqdm`` bar on stderr over ``iterable`` (or a manual one: call ``update(n)``), shown only
+    after ``DELAY_S`` seconds; use it as a context manager or ``close()`` it."""
     from tqdm import tqdm
 
-    return tqdm(iterable, total=total, desc=desc, unit=unit, file=sys.stderr, dynamic_ncols=True, delay=1.0,
-                disable=not enabled())
+    return tqdm(iterable, total=total, desc=desc, unit=unit, file=sys.stderr, delay=DELAY_S,
+                disable=not enabled(), dynamic_ncols=True, leave=True)

@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 
 need_apt=()
 command -v espeak-ng >/dev/null || need_apt+=(espeak-ng)
+command -v flite >/dev/null || need_apt+=(flite)
 command -v ffmpeg >/dev/null || need_apt+=(ffmpeg)
 command -v sox >/dev/null || need_apt+=(sox)
 command -v java >/dev/null || need_apt+=(default-jre-headless)   # pycocoevalcap's PTB tokenizer

@@ -54,6 +54,7 @@ from mio_eval.atomic import atomic_write_json
 from mio_eval.errors import ConfigError, MediaError
 from mio_eval.metrics.base import MetricResult
 from mio_eval.metrics.choice import ChoiceAccuracy, extract_choice
+from mio_eval.progress import progress
 from mio_eval.tasks.base import Generated, InvalidOutput, ScoreReport
 from mio_eval.tasks.loaders.mme_unify import GENERATION_SUBTASKS, UNDERSTANDING_SUBTASKS, UNIFY_SUBTASKS
 from mio_eval.types import Image, Modality, Output, Request, Sample, Text, Video
@@ -401,7 +402,7 @@ class MMEUnifyGenerationTask:
         from mio_eval.metrics.image_quality import normalize_video_scores
 
         rows, exported = [], []
-        for g in generated:
+        for g in progress(generated, desc="scoring: MME-Unify generation"):
             meta = g.sample.metadata
             code = meta["subtask"]
             item = dict(meta["item"])

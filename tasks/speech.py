@@ -17,6 +17,7 @@ from mio_eval.errors import ConfigError
 from mio_eval.metrics.base import MetricResult
 from mio_eval.metrics.normalizers import get_normalizer
 from mio_eval.metrics.wer import WER_MODES, WerCounts, WordErrorRate
+from mio_eval.progress import progress
 from mio_eval.types import Audio, Modality, Output, Request, Sample, Text
 
 __all__ = ["Transcriber", "WerScorer", "audio_request", "check_wer_modes"]
@@ -58,30 +59,40 @@ class Transcriber:
             raise ConfigError(f"ASR {self.role} checkpoint not found: {path}")
 
     def __call__(self, paths: Sequence[str], work_dir: Path) -> list[Output]:
+        """One transcript (or a per-file failure) per path, in order. A batch that raises is
+        retried file by file, so one bad file costs one sample: each file keeps its retry's
+        result (a one-file batch too: a judge that fails once then succeeds gives the transcript),
+        and a retry that fails again gives that file's error."""
         if not paths:
             return []
         if not self._loaded:
             self.judge.load()
             self._loaded = True
         outputs: list[Output] = []
-        for start in range(0, len(paths), self.batch_size):
-            chunk = paths[start : start + self.batch_size]
-            requests = [Request(sample_id=f"{self.role}-{start + i}", parts=(Audio(p),)) for i, p in enumerate(chunk)]
-            try:
-                answers = list(self.judge.generate(requests, media_dir=work_dir))
-                if len(answers) != len(chunk):
-                    raise RuntimeError(f"{len(answers)} transcripts for {len(chunk)} files")
-            except Exception as exc:  # noqa: BLE001 - retry one by one so one bad file costs one sample
-                answers = []
-                for request in requests:
-                    try:
-                        answers.extend(self.judge.generate([request], media_dir=work_dir))
-                    except Exception as single:  # noqa: BLE001
-                        answers.append(Output.failure(f"{type(single).__name__}: {single}"))
-                if len(requests) == 1:
-                    answers = [Output.failure(f"{type(exc).__name__}: {exc}")]
-            outputs.extend(answers)
+        with progress(total=len(paths), desc=f"scoring: ASR {self.role}", unit="file") as bar:
+            for start in range(0, len(paths), self.batch_size):
+                chunk = paths[start : start + self.batch_size]
+                requests = [Request(sample_id=f"{self.role}-{start + i}", parts=(Audio(p),))
+                            for i, p in enumerate(chunk)]
+                try:
+                    answers = self._generate(requests, work_dir)
+                except Exception:  # noqa: BLE001 - retry one by one so one bad file costs one sample
+                    answers = [self._retry(request, work_dir) for request in requests]
+                outputs.extend(answers)
+                bar.update(len(chunk))
         return outputs
+
+    def _generate(self, requests: Sequence[Request], work_dir: Path) -> list[Output]:
+        answers = list(self.judge.generate(requests, media_dir=work_dir))
+        if len(answers) != len(requests):
+            raise RuntimeError(f"{len(answers)} transcripts for {len(requests)} files")
+        return answers
+
+    def _retry(self, request: Request, work_dir: Path) -> Output:
+        try:
+            return self._generate([request], work_dir)[0]
+        except Exception as exc:  # noqa: BLE001 - the judge's failure is this sample's error
+            return Output.failure(f"{type(exc).__name__}: {exc}")
 
     def provenance(self) -> dict[str, Any]:
         info = dict(self.judge.provenance())

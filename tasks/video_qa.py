@@ -40,6 +40,7 @@ from mio_eval.atomic import atomic_write_text
 from mio_eval.errors import ConfigError
 from mio_eval.metrics.base import MetricResult
 from mio_eval.metrics.vqa import vqa_normalize
+from mio_eval.progress import progress
 from mio_eval.tasks.base import Generated, InvalidOutput, ScoreReport
 from mio_eval.types import Image, Modality, Output, Request, Sample, Text, Video
 
@@ -214,12 +215,14 @@ class VideoQATask:
                             output_modality=Modality.TEXT, generation=self.judge_generation) for g, _ in todo]
         media_dir = work_dir / "judge_media"
         replies: list[Output] = []
-        for start in range(0, len(requests), self.judge_batch_size):
-            batch = requests[start:start + self.judge_batch_size]
-            try:
-                replies.extend(self.judge.generate(batch, media_dir=media_dir))
-            except Exception as exc:  # noqa: BLE001 - a judge failure is per-sample data, never a crash
-                replies.extend(Output.failure(f"{type(exc).__name__}: {exc}") for _ in batch)
+        with progress(total=len(requests), desc=f"scoring: judge {self.judge.name}") as bar:
+            for start in range(0, len(requests), self.judge_batch_size):
+                batch = requests[start:start + self.judge_batch_size]
+                try:
+                    replies.extend(self.judge.generate(batch, media_dir=media_dir))
+                except Exception as exc:  # noqa: BLE001 - a judge failure is per-sample data, never a crash
+                    replies.extend(Output.failure(f"{type(exc).__name__}: {exc}") for _ in batch)
+                bar.update(len(batch))
         yes = no = 0
         scores, invalid, log = [], 0, []
         for (g, row), reply in zip(todo, replies):
