@@ -234,6 +234,27 @@ def test_identical_images_score_clip_i_100_with_both_backends(tiny_open_clip, ti
         assert result.extra["model"] == enc.model_id
 
 
+def test_clip_encoding_passes_show_a_progress_bar(tiny_open_clip, tiny_hf_clip, capsys, monkeypatch):
+    from mio_eval import progress
+
+    monkeypatch.delenv("MIO_EVAL_PROGRESS", raising=False)
+    monkeypatch.setattr(progress, "DELAY_S", 0.0)  # every pass counts as long
+    images = [_image(64, 48, seed=1), _image(48, 64, seed=2), _image(32, 32, seed=3)]
+    for enc in (HFClipEncoder(path=tiny_hf_clip, batch_size=2),
+                OpenClipEncoder(arch=tiny_open_clip["arch"], pretrained=tiny_open_clip["pretrained"],
+                                model_config=tiny_open_clip["model_config"], batch_size=2)):
+        enc.encode_images(images)
+        enc.encode_texts(["a cat", "a dog"])
+        err = capsys.readouterr().err
+        assert "scoring: CLIP images" in err and "3/3" in err and "scoring: CLIP texts" in err and "2/2" in err
+        progress.set_enabled(False)
+        try:
+            assert enc.encode_images(images).shape[0] == 3
+        finally:
+            progress.set_enabled(True)
+        assert capsys.readouterr().err == ""
+
+
 def test_missing_checkpoint_is_a_config_error(tmp_path):
     from mio_eval.errors import ConfigError
 

@@ -450,6 +450,19 @@ def test_speaker_embeddings_batched_equal_single(speaker_encoder, tiny_wavlm, cl
     assert SpeakerEncoder(tiny_wavlm).model_id == "wavlm-tiny-sv"  # default: the directory name
 
 
+def test_speaker_embedding_pass_shows_a_progress_bar(speaker_encoder, clips, capsys, monkeypatch):
+    from mio_eval import progress
+
+    monkeypatch.delenv("MIO_EVAL_PROGRESS", raising=False)
+    monkeypatch.setattr(progress, "DELAY_S", 0.0)  # every pass counts as long
+    assert all(e.ok for e in speaker_encoder.embed(clips))
+    err = capsys.readouterr().err
+    assert "scoring: WavLM speaker embeddings" in err and f"{len(clips)}/{len(clips)}" in err
+    monkeypatch.setenv("MIO_EVAL_PROGRESS", "0")
+    speaker_encoder.embed(clips)
+    assert capsys.readouterr().err == ""
+
+
 def test_speaker_similarity_pairs_and_per_file_errors(speaker_encoder, clips, tmp_path):
     encoder = speaker_encoder
     (tmp_path / "broken.wav").write_bytes(b"RIFF\x24\x00\x00\x00WAVEjunkjunkjunk")
