@@ -242,8 +242,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(2)
     if suite is not None:
         sys.exit(_run_suite(tasks, overrides, label))
-    if argv is not None:
-        sys.argv = [sys.argv[0] if sys.argv else "mio-eval", *args]
+    sys.argv = [sys.argv[0] if sys.argv else "mio-eval", *args]  # Hydra parses sys.argv
     _state.update(entered=False, exit=0, runs=[])  # "note" survives: said once the run starts
     # Hydra prints its own errors (a bad override) over several lines; HYDRA_FULL_ERROR makes it
     # raise them instead, so they are reported below in one line (unless the user set it).

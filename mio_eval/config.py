@@ -35,8 +35,17 @@ def default_model(task: str) -> str | None:
     path = resources.files(CONFIG_MODULE) / "task" / f"{task}.yaml"
     if not path.is_file():
         return None
-    value = OmegaConf.load(str(path)).get("default_model")
-    return str(value) if value else None
+    data = OmegaConf.load(str(path))
+    value = data.get("default_model")
+    if value:
+        return str(value)
+    # Inherited from another task of the group (tts_demo: defaults [tts, _self_]).
+    for entry in reversed(list(data.get("defaults") or [])):
+        if isinstance(entry, str) and entry != "_self_" and "/" not in entry and entry != task:
+            inherited = default_model(entry)
+            if inherited:
+                return inherited
+    return None
 
 
 def data_path(name: str) -> str:
