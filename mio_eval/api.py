@@ -160,11 +160,9 @@ def _execute_once(cfg, settings, *, subdir: str | None = None, model: Any = None
     from mio_eval.samples import loader_roots
 
     data_roots = [*loader_roots(task_cfg.get("loader")), paths_cfg.get("data_dir"), paths_cfg.get("cache_dir")]
-    if on_start is not None:
-        on_start()
     return evaluate(task, adapter, run_dir=run_dir, settings=settings, fingerprint=print_key, run_info=run_info,
                     data_roots=[r for r in data_roots if r],
-                    allow_outside_data=bool(paths_cfg.get("allow_outside_data", False)))
+                    allow_outside_data=bool(paths_cfg.get("allow_outside_data", False)), on_start=on_start)
 
 
 def _path_roots(paths_cfg: Mapping[str, Any]) -> list[tuple[str, str]]:

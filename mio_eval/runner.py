@@ -398,12 +398,14 @@ def evaluate(
     run_info: Mapping[str, Any],
     data_roots: Sequence[str] | None = None,
     allow_outside_data: bool = False,
+    on_start: Any = None,
 ) -> dict[str, Any] | None:
     """Generate (resuming), then score. Returns the metrics.json content, or None for
     ``stage=generate``.
 
     ``data_roots``: directories the data set's files must lie in (lexically); a sample whose
     media lie elsewhere fails without reaching the model, unless ``allow_outside_data``.
+    ``on_start``: called once the data and scorers are found usable, before the run starts.
     """
     started_at, t0 = _now(), time.perf_counter()
     check_capabilities(adapter, needs_inputs=task.input_modalities, produces=task.output_modality,
@@ -426,6 +428,8 @@ def evaluate(
     preflight = getattr(task, "preflight", None)
     if settings.stage != "generate" and preflight is not None:
         preflight()
+    if on_start is not None:
+        on_start()
     run_dir = Path(run_dir).resolve()
     times: dict[str, float] = {}
     with PredictionStore(run_dir).open(

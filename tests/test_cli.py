@@ -101,7 +101,7 @@ def test_help_lists_groups_and_choices(tmp_path):
     # With a task: Hydra's help, showing the composed config of that task.
     task_help = mio(tmp_path, "task=tts_demo", "--help")
     assert task_help.returncode == 0, task_help.stderr
-    assert "name: tts_demo" in task_help.stdout and "Configuration groups" in task_help.stdout
+    assert "name: tts_demo" in task_help.stdout and "Config of this run" in task_help.stdout
     assert _tree(tmp_path) == []
 
 
@@ -173,3 +173,71 @@ def test_error_budget_exits_1_with_resume_hint(tmp_path):
     records = [json.loads(x) for x in (run_dir / "predictions.jsonl").read_text().splitlines()]
     assert sorted(r["id"] for r in records if r["error"]) == ["harvard01_001", "harvard01_002"]
     assert not (run_dir / "metrics.json").exists()
+
+
+# --- the command users are told to type, suites -----------------------------------------------
+
+def test_task_alone_runs_its_default_model_and_says_so(tmp_path):
+    proc = mio(tmp_path, "task=tts", "runner.limit=1", "runner.progress=false", f"paths.results_dir={tmp_path / 'r'}")
+    assert proc.returncode == 0, proc.stderr
+    assert "running tts's default model 'flite'" in proc.stderr
+    metrics = json.loads((tmp_path / "r" / "flite" / "tts" / "metrics.json").read_text())
+    assert metrics["model"] == "flite" and metrics["complete"] is False and metrics["limit"] == 1
+
+
+def test_task_without_a_default_model_says_dummy_ran(tmp_path):
+    proc = mio(tmp_path, "task=tts_vctk", "task.loader.root=/nonexistent", f"paths.results_dir={tmp_path / 'r'}")
+    assert proc.returncode == 2  # data missing: the config error stays the only line
+    assert "dummy" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_task_list_runs_a_suite_in_one_process_with_the_model_loaded_once(tmp_path):
+    from mio_eval.api import run_suite
+    from mio_eval.models.dummy import DummyAdapter
+
+    loads = []
+    original = DummyAdapter.load
+    DummyAdapter.load = lambda self: loads.append(self) or original(self)
+    try:
+        results = run_suite(["tts", "tts_demo", "tts_vctk"],
+                            ["model=dummy", "runner.limit=1", "runner.progress=false", "task.judge.whisper_path=null",
+                             f"paths.results_dir={tmp_path / 'r'}", f"paths.data_dir={tmp_path / 'nodata'}"])
+    finally:
+        DummyAdapter.load = original
+    assert [(name, metrics is not None, error is not None) for name, metrics, error in results] == [
+        ("tts", True, False), ("tts_demo", True, False), ("tts_vctk", False, True)]
+    assert len(loads) == 1  # one model object, loaded once for both tasks that ran
+    assert "paths.data_dir" in str(results[2][2]) or "not found" in str(results[2][2])
+    proc = mio(tmp_path, "task=tts,tts_demo", "model=dummy", "runner.limit=1", "runner.progress=false",
+               f"paths.results_dir={tmp_path / 'r2'}")
+    assert proc.returncode == 0, proc.stderr
+    assert "tasks: 2 of 2 tasks scored" in proc.stdout
+    assert (tmp_path / "r2" / "dummy" / "tts" / "metrics.json").is_file()
+    assert (tmp_path / "r2" / "dummy" / "tts_demo" / "metrics.json").is_file()
+
+
+def test_suite_failures_keep_going_and_set_the_exit_code(tmp_path):
+    proc = mio(tmp_path, "suite=mio_paper_table5", "model=dummy", "runner.limit=1", "runner.progress=false",
+               f"paths.data_dir={tmp_path / 'nodata'}", f"paths.results_dir={tmp_path / 'r'}")
+    assert proc.returncode == 2
+    assert proc.stdout.count("FAILED") == 2 and "suite mio_paper_table5: 0 of 2 tasks scored, 2 failed" in proc.stdout
+
+
+@pytest.mark.parametrize("arg,needle", [
+    ("task=[vqav2_val,okvqa_val]", "a list would merge the task configs"),
+    ("task=tts_dem", "did you mean 'tts_demo'?"),
+    ("suite=mio_paper_tabel3", "did you mean 'mio_paper_table3'?"),
+])
+def test_merging_lists_are_refused_and_typos_get_a_suggestion(tmp_path, arg, needle):
+    proc = mio(tmp_path, arg, "model=dummy")
+    assert proc.returncode == 2
+    assert needle in _one_error_line(proc.stderr)
+    assert _tree(tmp_path) == []
+
+
+def test_help_hides_internal_groups(tmp_path):
+    proc = mio(tmp_path, "--help")
+    assert proc.returncode == 0 and "suite" in proc.stdout
+    assert "_common:" not in proc.stdout and "_common," not in proc.stdout
+    proc = mio(tmp_path, "task=tts", "--help")  # Hydra's own help of a composed config
+    assert proc.returncode == 0 and "_common" not in proc.stdout and "default_model: flite" in proc.stdout
