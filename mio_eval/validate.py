@@ -2,9 +2,11 @@
 
 Composes the config exactly as ``mio-eval`` would, builds the task and the model (no weights
 are loaded), loads the data set (files present, format parsable), compares the sample count
-with the split's known size, checks that every media file a sample references exists, and that
-the model's and the scorers' checkpoint paths exist. One line per problem on stderr; exit 2 if
-there is any, 0 otherwise. Nothing is written.
+with the split's known size, checks that sample ids are unique, that every media file a sample
+references exists and that its header decodes (images: PIL ``Image.open`` + ``verify``; audio:
+``soundfile.info``, else PyAV as the run's reader falls back to; video: PyAV finds a video
+stream), and that the model's and the scorers' checkpoint paths exist. One line per problem on
+stderr; exit 2 if there is any, 0 otherwise. Nothing is written.
 """
 
 from __future__ import annotations
@@ -25,10 +27,69 @@ _SHOWN = 3
 _REFERENCE_KEYS = ("image", "reference_image", "reference_audio", "reference_video", "prompt_audio")
 
 
+def _media(sample) -> dict[str, str]:
+    """``{path: kind}`` (``image`` / ``audio`` / ``video``) of the files a sample makes the run read."""
+    found = {p.path: p.modality.value for p in sample.parts if getattr(p, "path", None)}
+    for key in _REFERENCE_KEYS:
+        value = sample.metadata.get(key)
+        if isinstance(value, str):
+            found.setdefault(value, key.rsplit("_", 1)[-1])
+    return found
+
+
 def _media_paths(sample) -> list[str]:
-    paths = [p.path for p in sample.parts if getattr(p, "path", None)]
-    paths += [str(sample.metadata[k]) for k in _REFERENCE_KEYS if isinstance(sample.metadata.get(k), str)]
-    return list(dict.fromkeys(paths))
+    return list(_media(sample))
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def media_problem(path: str, kind: str) -> str | None:
+    """Why the run could not read this media file (a cheap header check), or None.
+
+    A folder (a video given as its frames) is accepted as is."""
+    target = Path(path)
+    if target.is_dir():
+        return None
+    try:
+        if target.stat().st_size == 0:
+            return "empty file"
+        if kind == "image":
+            from PIL import Image as PILImage
+
+            with PILImage.open(target) as image:
+                image.verify()
+        elif kind == "audio":
+            import soundfile as sf
+
+            try:
+                sf.info(str(target))
+            except Exception:  # noqa: BLE001 - libsndfile cannot open it: the run falls back to PyAV
+                import av
+
+                with av.open(str(target)) as container:
+                    if not container.streams.audio:
+                        return "no audio stream"
+        elif kind == "video":
+            import av
+
+            with av.open(str(target)) as container:
+                if not container.streams.video:
+                    return "no video stream"
+    except Exception as exc:  # noqa: BLE001 - PIL / libsndfile / av raise many types: all mean unreadable
+        return _one_line(exc)
+    return None
+
+
+def _duplicates(samples) -> list[str]:
+    seen: set[str] = set()
+    dup: dict[str, None] = {}
+    for s in samples:
+        if s.id in seen:
+            dup[s.id] = None
+        seen.add(s.id)
+    return list(dup)
 
 
 def _checkpoint_paths(obj: Any, label: str) -> list[tuple[str, str]]:
@@ -67,10 +128,23 @@ def validate(overrides: Sequence[str]) -> tuple[list[str], dict[str, Any]]:
     trimmed = getattr(loader, "max_samples", None) is not None
     if samples and expected is not None and not trimmed and len(samples) != expected:
         problems.append(f"data: {len(samples)} samples found, the official split has {expected}")
-    missing = [p for s in samples for p in _media_paths(s) if not Path(p).exists()]
+    duplicates = _duplicates(samples)
+    if duplicates:
+        problems.append(f"data: {len(duplicates)} duplicate sample id(s) (e.g. {', '.join(duplicates[:_SHOWN])}); "
+                        "the run would keep one prediction for each")
+    media: dict[str, str] = {}
+    for s in samples:
+        for path, kind in _media(s).items():
+            media.setdefault(path, kind)
+    missing = [p for p in media if not Path(p).exists()]
     if missing:
         shown = ", ".join(missing[:_SHOWN])
         problems.append(f"data: {len(missing)} media file(s) missing (e.g. {shown})")
+    unreadable = [(p, why) for p, kind in media.items() if Path(p).exists() and (why := media_problem(p, kind))]
+    if unreadable:
+        shown = ", ".join(f"{p} ({why})" for p, why in unreadable[:_SHOWN])
+        problems.append(f"data: {len(unreadable)} media file(s) unreadable (e.g. {shown})")
+    summary["media"] = len(media)
     checkpoints = _checkpoint_paths(model, "model")
     for attr in ("judge", "speaker_encoder"):
         scorer = getattr(task, attr, None)

@@ -95,7 +95,7 @@ class VQATask:
 
     def _submission_row(self, sample: Sample, answer: str) -> dict[str, Any]:
         if self.submission == "image":
-            return {"image": sample.metadata.get("image") or f"{sample.id}.jpg", "answer": answer}
+            return {"image": sample.metadata.get("image_file") or f"{sample.id}.jpg", "answer": answer}
         qid = sample.metadata.get("question_id", sample.id)
         return {"question_id": int(qid) if str(qid).isdigit() else qid, "answer": answer}
 

@@ -272,7 +272,7 @@ def test_vizwiz_and_hf_vqa_loaders(data, tmp_path):
     samples = val()
     assert val.expected_size == 4319 and _ids(samples) == ["VizWiz_val_00000000", "VizWiz_val_00000001"]
     assert samples[0].targets[0] == "unanswerable" and samples[0].metadata["answer_type"] == "unanswerable"
-    assert samples[0].metadata["image"] == "VizWiz_val_00000000.jpg"
+    assert samples[0].metadata["image_file"] == "VizWiz_val_00000000.jpg"
     test = VizWizLoader(annotations=str(data / "vizwiz" / "Annotations" / "test.json"), image_dir=str(data / "vizwiz" / "test"))
     assert test.expected_size == 8000 and all(s.targets == () for s in test())
     # lmms-lab/VQAv2 (answers as dicts) and lmms-lab/VizWiz-VQA (answers as strings, "category").
@@ -290,7 +290,7 @@ def test_vizwiz_and_hf_vqa_loaders(data, tmp_path):
         {"question_id": "VizWiz_val_00000001", "image": _cell(data / "vizwiz" / "val" / "VizWiz_val_00000001.jpg"),
          "question": "what color is this shirt", "answers": VIZWIZ_VAL[1][2], "category": "other"}])
     viz = HFVQALoader(path=str(tmp_path / "VizWiz-VQA"), split="val", dataset="vizwiz", cache_dir=str(tmp_path / "cache"))()
-    assert viz[0].metadata["image"] == "VizWiz_val_00000001.jpg" and viz[0].metadata["answer_type"] == "other"
+    assert viz[0].metadata["image_file"] == "VizWiz_val_00000001.jpg" and viz[0].metadata["answer_type"] == "other"
 
 
 def _grey(path) -> float:
@@ -354,7 +354,8 @@ def test_seed_bench_hf_parquet(data, tmp_path):
 
 
 @pytest.mark.parametrize("make,needle", [
-    (lambda d, t: KarpathyLoader(annotations=str(t / "nope.json"), image_root=str(t)), "Karpathy split file not found"),
+    (lambda d, t: KarpathyLoader(annotations=str(t / "nope.json"), image_root=str(t)),
+     "Karpathy split file .*nope.json not found; .* set paths.data_dir=DIR or task.loader.annotations=PATH"),
     (lambda d, t: VQALoader(questions=str(_write(t / "q.json", "{not json")), image_dir=str(t)), "cannot read VQA questions file"),
     (lambda d, t: VQALoader(questions=str(d / "vqav2" / "v2_OpenEnded_mscoco_val2014_questions.json"),
                             annotations=str(_json(t / "a.json", {"annotations": []})), image_dir=str(t)),
@@ -363,7 +364,8 @@ def test_seed_bench_hf_parquet(data, tmp_path):
                                require_images=True), "2 of 2 VizWiz images missing \\(e.g. .*VizWiz_val_00000000.jpg"),
     (lambda d, t: SEEDBenchLoader(annotations=str(d / "seed_bench" / "SEED-Bench.json"), dimensions="video"),
      "dimension 10 is video: set the loader's frames_dir or video_dirs.10"),
-    (lambda d, t: HFVQALoader(path=str(t / "absent"), split="val", cache_dir=str(t)), "dataset not found"),
+    (lambda d, t: HFVQALoader(path=str(t / "absent"), split="val", cache_dir=str(t)),
+     "vqav2 HF copy .*absent not found; data is looked up under paths.data_dir .*: set paths.data_dir=DIR or task.loader.path=PATH"),
 ])
 def test_unreadable_data_is_one_config_error_line(data, tmp_path, make, needle):
     with pytest.raises(ConfigError, match=needle) as info:

@@ -71,3 +71,66 @@ def test_reference_files_named_in_metadata_are_checked():
     sample = Sample(id="1", parts=(Text("a red bus"),), targets=("/gt/1.jpg",),
                     metadata={"image": "/gt/1.jpg", "caption": "a red bus", "speaker": "p225"})
     assert _media_paths(sample) == ["/gt/1.jpg"]
+
+
+def _image(path, seed=0):
+    from PIL import Image as PILImage
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    PILImage.fromarray(np.random.default_rng(seed).integers(0, 255, (12, 16, 3), dtype=np.uint8)).save(path)
+    return path
+
+
+def _vizwiz(root, names):
+    import json
+
+    (root / "vizwiz" / "Annotations").mkdir(parents=True)
+    (root / "vizwiz" / "Annotations" / "val.json").write_text(json.dumps(
+        [{"image": name, "question": "what is this?", "answers": [{"answer": "soda", "answer_confidence": "yes"}] * 10,
+          "answer_type": "other", "answerable": 1} for name in names]))
+    return root
+
+
+def test_vizwiz_release_layout_validates(tmp_path):
+    # vizwiz/val/VizWiz_val_*.jpg, as the run reads them: the file name kept for the submission
+    # is not a media path to check.
+    names = ["VizWiz_val_00000000.jpg", "VizWiz_val_00000001.jpg"]
+    data = _vizwiz(tmp_path / "data", names)
+    for n, name in enumerate(names):
+        _image(data / "vizwiz" / "val" / name, n)
+    problems, summary = validate(["task=vizwiz_val", "model=dummy", f"paths.data_dir={data}",
+                                  "+task.loader.max_samples=2"])
+    assert problems == [] and summary["samples"] == 2 and summary["media"] == 2
+
+
+def test_duplicate_ids_and_corrupt_media_are_reported(tmp_path):
+    names = ["VizWiz_val_00000000.jpg", "VizWiz_val_00000001.jpg", "VizWiz_val_00000000.jpg", "VizWiz_val_00000002.jpg"]
+    data = _vizwiz(tmp_path / "data", names)
+    _image(data / "vizwiz" / "val" / names[0])
+    (data / "vizwiz" / "val" / names[1]).write_bytes(b"\xff\xd8\xff\xe0 not a jpeg at all")
+    (data / "vizwiz" / "val" / names[3]).write_bytes(b"")
+    problems, _ = validate(["task=vizwiz_val", "model=dummy", f"paths.data_dir={data}", "+task.loader.max_samples=4"])
+    assert problems[0] == ("data: 1 duplicate sample id(s) (e.g. VizWiz_val_00000000); "
+                           "the run would keep one prediction for each")
+    bad = f"{data}/vizwiz/val/"
+    assert problems[1].startswith(f"data: 2 media file(s) unreadable (e.g. {bad}{names[1]} (Truncated File Read), ")
+    assert f"{bad}{names[3]} (empty file)" in problems[1] and len(problems) == 2
+
+
+def test_media_header_checks_per_kind(tmp_path):
+    from mio_eval.validate import media_problem
+    from tests.helpers import grey_frames, write_video
+
+    wav = tmp_path / "a.wav"
+    sf.write(wav, np.zeros(800, dtype=np.float32), 16000)
+    video = write_video(tmp_path / "v.mp4", grey_frames([0, 80, 160]), container_format="mp4")
+    assert media_problem(str(wav), "audio") is None
+    assert media_problem(str(video), "video") is None
+    assert media_problem(str(_image(tmp_path / "i.png")), "image") is None
+    assert media_problem(str(wav), "video") == "no video stream"
+    garbage = tmp_path / "g.flac"
+    garbage.write_bytes(b"fLaC" + bytes(range(256)) * 4)
+    assert media_problem(str(garbage), "audio") is not None
+    truncated = tmp_path / "t.png"
+    truncated.write_bytes((tmp_path / "i.png").read_bytes()[:40])
+    assert media_problem(str(truncated), "image") is not None

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from mio_eval.errors import ConfigError
+from mio_eval.tasks.loaders._data import data_not_found
 from mio_eval.tasks.loaders.hf import materialize
 
 __all__ = ["read_json", "missing_files_error", "check_files", "materialize_image", "hf_cache_dir",
@@ -25,11 +26,12 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif")
 _MAGIC = ((b"\xff\xd8\xff", ".jpg"), (b"\x89PNG\r\n\x1a\n", ".png"), (b"GIF8", ".gif"), (b"BM", ".bmp"))
 
 
-def read_json(path: str | Path, what: str) -> Any:
-    """A JSON file's content; ConfigError naming the file when it is missing or malformed."""
+def read_json(path: str | Path, what: str, *, key: str = "annotations") -> Any:
+    """A JSON file's content; ConfigError naming the file when it is missing (with the
+    ``paths.data_dir`` / ``task.loader.<key>`` fix) or malformed."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"{what} not found: {path}")
+        raise data_not_found(what, path, key=key)
     try:
         with open(path, encoding="utf-8") as fh:
             return json.load(fh)

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from mio_eval.errors import ConfigError
+from mio_eval.tasks.loaders._data import data_not_found, entry_field, entry_id, malformed_entry
 from mio_eval.tasks.loaders._images import (check_files, check_size, hf_cache_dir, materialize_image,
                                             read_json)
 from mio_eval.tasks.loaders.hf import read_hf_table
@@ -87,7 +88,7 @@ class VQALoader:
         self.expected_size = expected_size or VQA_SPLIT_SIZES.get(self.questions.name)
 
     def __call__(self) -> list[Sample]:
-        qdata = read_json(self.questions, "VQA questions file")
+        qdata = read_json(self.questions, "VQA questions file", key="questions")
         if not isinstance(qdata, dict) or not isinstance(qdata.get("questions"), list):
             raise ConfigError(f"{self.questions} is not a VQA questions file (no 'questions' list)")
         questions = qdata["questions"]
@@ -103,20 +104,28 @@ class VQALoader:
             adata = read_json(self.annotations, "VQA annotations file")
             if not isinstance(adata, dict) or not isinstance(adata.get("annotations"), list):
                 raise ConfigError(f"{self.annotations} is not a VQA annotations file (no 'annotations' list)")
-            by_qid = {int(a["question_id"]): a for a in adata["annotations"]}
-            absent = [q["question_id"] for q in questions if int(q["question_id"]) not in by_qid]
+            for n, a in enumerate(adata["annotations"]):
+                by_qid[entry_id(a, "question_id", f"{self.annotations} annotation #{n}")] = a
+        parsed = []
+        for n, q in enumerate(questions):
+            where = f"{self.questions} question #{n}"
+            qid = entry_id(q, "question_id", where)
+            where = f"{where} (question_id {qid})"
+            parsed.append((qid, entry_id(q, "image_id", where), entry_field(q, "question", str, where), where))
+        if self.annotations is not None:
+            absent = [qid for qid, *_ in parsed if qid not in by_qid]
             if absent:
                 raise ConfigError(f"{len(absent)} questions of {self.questions} have no annotation in "
                                   f"{self.annotations} (e.g. {', '.join(map(str, absent[:3]))})")
         samples = []
-        for q in questions:
-            qid, image_id = int(q["question_id"]), int(q["image_id"])
+        for qid, image_id, question, where in parsed:
             ann = by_qid.get(qid, {})
             image = self.image_dir / self.image_template.format(image_split=image_split, image_id=image_id)
-            samples.append(_sample(
-                qid, image, str(q["question"]), _answer_strings(ann.get("answers"), f"question {qid}"),
-                image_id=image_id, answer_type=ann.get("answer_type"), question_type=ann.get("question_type"),
-                multiple_choice_answer=ann.get("multiple_choice_answer")))
+            with malformed_entry(where):
+                samples.append(_sample(
+                    qid, image, question, _answer_strings(ann.get("answers"), f"{self.annotations} question_id {qid}"),
+                    image_id=image_id, answer_type=ann.get("answer_type"), question_type=ann.get("question_type"),
+                    multiple_choice_answer=ann.get("multiple_choice_answer")))
         if self.require_images:
             check_files((s.parts[0].path for s in samples), "VQA images")
         check_size(len(samples), self.expected_size, f"VQA {self.questions.name}", limited=self.max_samples is not None)
@@ -144,14 +153,15 @@ class VizWizLoader:
             raise ConfigError(f"{self.annotations} holds no questions")
         samples = []
         for n, entry in enumerate(data):
-            if "image" not in entry or "question" not in entry:
-                raise ConfigError(f"{self.annotations} entry #{n}: needs 'image' and 'question'")
-            name = str(entry["image"])
-            samples.append(_sample(
-                Path(name).stem, self.image_dir / name, str(entry["question"]),
-                _answer_strings(entry.get("answers"), f"{self.annotations} entry #{n}"),
-                image=name, answer_type=entry.get("answer_type"), question_type=None,
-                answerable=entry.get("answerable")))
+            where = f"{self.annotations} entry #{n}"
+            name = entry_field(entry, "image", str, where)
+            where = f"{where} ({name})"
+            question = entry_field(entry, "question", str, where)
+            with malformed_entry(where):
+                samples.append(_sample(
+                    Path(name).stem, self.image_dir / name, question, _answer_strings(entry.get("answers"), where),
+                    image_file=name, answer_type=entry.get("answer_type"), question_type=None,
+                    answerable=entry.get("answerable")))
         if self.require_images:
             check_files((s.parts[0].path for s in samples), "VizWiz images")
         check_size(len(samples), self.expected_size, f"VizWiz {self.annotations.name}",
@@ -172,6 +182,8 @@ class HFVQALoader:
         self.expected_size = expected_size or VQA_SPLIT_SIZES.get(f"{dataset}:{split}")
 
     def __call__(self) -> list[Sample]:
+        if not self.path.exists():
+            raise data_not_found(f"{self.dataset} HF copy", self.path, key="path")
         rows = read_hf_table(self.path, self.split, undecoded=["image"])
         if self.max_samples is not None:
             rows = rows[: self.max_samples]
@@ -185,7 +197,7 @@ class HFVQALoader:
                 if key not in row:
                     raise ConfigError(f"{self.path}: no column {key!r} (has {', '.join(row)})")
             qid = row["question_id"]
-            extra = {"image": f"{qid}.jpg"} if self.dataset == "vizwiz" else {"image_id": row.get("image_id")}
+            extra = {"image_file": f"{qid}.jpg"} if self.dataset == "vizwiz" else {"image_id": row.get("image_id")}
             samples.append(_sample(
                 qid, materialize_image(row["image"], base=base, cache_dir=cache), str(row["question"]),
                 _answer_strings(row.get("answers"), f"{self.path} row {n}"),
