@@ -31,8 +31,10 @@ Metrics: ``accuracy`` (correct / scored items, the leaderboard's overall), ``inv
 ``accuracy/<audio type>`` (``speech``, ``sound_event``, ``music``) and ``accuracy/<task type>`` (slugs
 of the ``task type`` field, e.g. ``action_and_activity``), with ``accuracy_macro/audio_type`` and
 ``accuracy_macro/task_type`` (unweighted means over the groups). Every metric's ``variant`` is
-the setting. A sample whose generation failed is left out and counted in ``n_errors`` (the
-reference counts an empty response as invalid and wrong).
+the setting. A sample whose generation failed counts as an invalid answer, hence wrong, as the
+official scorer counts an empty response (``calculate_metrics.py``), and is listed in
+``n_errors`` with its reason; ``failed="exclude"`` leaves such samples out of every metric
+instead, and the variant then says so (``<setting>+exclude_failed``).
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ SETTINGS: Mapping[str, tuple[bool, bool]] = {
     "textual_audio": (True, False),
     "textual_image_audio": (False, False),
 }
+FAILED = ("wrong", "exclude")  # what a failed generation counts as
 _CHOOSE = "\nPlease choose only one answer from the following options:\n{options}."
 
 
@@ -96,7 +99,7 @@ class OmniBenchTask:
     """OmniBench in one of its four input settings (see the module docstring)."""
 
     output_modality = Modality.TEXT
-    scoring_keys: ClassVar[tuple[str, ...]] = ()
+    scoring_keys: ClassVar[tuple[str, ...]] = ("failed",)
 
     def __init__(
         self,
@@ -105,9 +108,13 @@ class OmniBenchTask:
         loader: Callable[[], list[Sample]],
         setting: str = "image_audio",
         generation: Mapping[str, Any] | None = None,
+        failed: str = "wrong",
     ) -> None:
         if setting not in SETTINGS:
             raise ConfigError(f"task.setting must be one of {', '.join(SETTINGS)}, got {setting!r}")
+        if failed not in FAILED:
+            raise ConfigError(f"task.failed must be one of {', '.join(FAILED)}, got {failed!r}")
+        self.failed = failed
         self.name = name
         self.loader = loader
         self.setting = setting
@@ -143,25 +150,35 @@ class OmniBenchTask:
             meta = g.sample.metadata
             base = {"id": g.sample.id, "audio_type": slug(meta["audio_type"]), "task_type": slug(meta["task_type"]),
                     "gold": g.sample.targets[0]}
-            if g.error is not None:
+            if g.error is not None and self.failed == "exclude":
                 rows.append({**base, "error": g.error})
                 continue
-            choice = g.prediction.get("choice")
-            rows.append({**base, "error": None, "pred": g.prediction.get("letter"),
-                         "correct": choice == meta["answer"]})
+            if g.error is not None:  # the official scorer: no answer = invalid = wrong
+                choice = None
+                rows.append({**base, "error": g.error, "pred": None, "correct": False})
+            else:
+                choice = g.prediction.get("choice")
+                rows.append({**base, "error": None, "pred": g.prediction.get("letter"),
+                             "correct": choice == meta["answer"]})
             preds.append(choice)
             golds.append(int(meta["answer"]))
             audio_types.append(base["audio_type"])
             task_types.append(base["task_type"])
+        variant = self.setting if self.failed == "wrong" else f"{self.setting}+exclude_failed"
+        failures = ("failed generations counted as invalid (wrong)" if self.failed == "wrong"
+                    else "failed generations left out")
         metric = ChoiceAccuracy(
-            variant=self.setting,
+            variant=variant,
             provenance=("OmniBench official prompt (demo_api_call.py); gold = options.index(answer); deterministic "
                         "extraction (mio_eval extract_choice with option texts), invalid counted as wrong, "
-                        "no random fallback"))
+                        f"no random fallback; {failures}"))
         metric.update(preds, golds, groups={"audio_type": audio_types, "task_type": task_types})
         return ScoreReport(
             metrics=tuple(metric.compute()),
             per_sample=tuple(rows),
-            settings={"setting": self.setting, "variant": self.setting, "extraction": "extract_choice+options",
-                      "errors": "samples whose generation failed are left out of every metric (see n_errors)"},
+            settings={"setting": self.setting, "variant": variant, "extraction": "extract_choice+options",
+                      "failed": self.failed,
+                      "errors": ("samples whose generation failed count as invalid answers, hence wrong "
+                                 "(as the official scorer; listed in n_errors)" if self.failed == "wrong" else
+                                 "samples whose generation failed are left out of every metric (see n_errors)")},
         )

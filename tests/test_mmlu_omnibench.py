@@ -528,6 +528,30 @@ def test_omnibench_settings_choose_the_parts(omni_root):
         OmniBenchTask(name="o", loader=list, setting="audio_only")
 
 
+def test_omnibench_failed_generations_count_wrong_unless_excluded(omni_root, tmp_path):
+    samples = OmniBenchLoader(root=str(omni_root))()
+    def generated(task):
+        out = [Generated(sample=s, output=Output(text=s.targets[0]), prediction=task.prediction(s, Output(text=s.targets[0])),
+                         error=None) for s in samples]
+        out[0] = Generated(sample=samples[0], output=Output(error="CUDA OOM"), prediction=None, error="CUDA OOM")
+        return out
+    # Official scorer: no answer = invalid = wrong -> 5/6, invalid 1/6; the failure is still listed.
+    task = OmniBenchTask(name="o", loader=list)
+    report = task.score(generated(task), work_dir=tmp_path)
+    m = {r.name: r for r in report.metrics}
+    assert m["accuracy"].value == pytest.approx(5 / 6) and m["accuracy"].n == 6
+    assert m["invalid_rate"].value == pytest.approx(1 / 6) and m["accuracy"].variant == "image_audio"
+    assert report.n_errors == 1 and report.per_sample[0]["correct"] is False
+    # The variant that leaves failures out says so in every metric.
+    task = OmniBenchTask(name="o", loader=list, failed="exclude")
+    report = task.score(generated(task), work_dir=tmp_path)
+    m = {r.name: r for r in report.metrics}
+    assert m["accuracy"].value == 1.0 and m["accuracy"].n == 5 and report.n_errors == 1
+    assert {r.variant for r in report.metrics} == {"image_audio+exclude_failed"}
+    with pytest.raises(ConfigError, match="task.failed must be one of wrong, exclude"):
+        OmniBenchTask(name="o", loader=list, failed="skip")
+
+
 def test_omnibench_end_to_end_with_dummy(omni_root, tmp_path):
     common = [f"task.loader.root={omni_root}", "task.loader.expected_size=null"]
     # Every reply "The answer is (C).": gold C for items 6, 8, 10 -> 3/6, one per audio type.
