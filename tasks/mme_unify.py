@@ -26,8 +26,8 @@ CLIP to 0-100 and which unify accuracy enters Unify-S are not published in code.
 the mean of its mapped metrics; a video subtask's is the reference's mapped FVD mean. A unify
 task's score is the mean of its text and image accuracy (``unify_score`` selects ``combined``,
 ``text`` or ``image``); VCoT's is the mean of the action, location and image step accuracies.
-US, GS and Unify-S are means of their subtask scores; Overall (MME-U) is the mean of the three
-(:func:`mme_unify_scores`).
+US, GS and Unify-S are means of their subtask scores; Overall (MME-U) is the mean of the three,
+reported only when every subtask of every family was scored in full (:func:`mme_unify_scores`).
 
 **Reference quirks.** IEE options are listed in shuffled label order ("D: ...", "C: ...") but the
 reference maps the nearest option's list *position* to a letter; we read the option's own label
@@ -153,39 +153,62 @@ def _media(output: Output, kind: type) -> str | None:
 
 
 def mme_unify_scores(*, understanding: Mapping[str, float], generation: Mapping[str, float],
-                     unify: Mapping[str, float]) -> dict[str, Any]:
-    """US / GS / Unify-S (means of the given subtask scores, 0-100) and Overall = their mean.
+                     unify: Mapping[str, float], partial: Sequence[str] = ()) -> dict[str, Any]:
+    """US / GS / Unify-S (means of the given subtask scores, 0-100) and Overall (MME-U) = their mean.
 
-    ``complete`` says whether every subtask of each family was given (3 / 6 / 5).
+    ``complete`` says, per family, whether every subtask (3 / 6 / 5) was given and none is in
+    ``partial`` (subtasks scored on part of their items, e.g. a limited run). Overall is reported
+    only when all three families are complete; otherwise it is None and ``overall_missing`` says
+    why (the family means of incomplete families are still given, flagged by ``complete``).
 
-    >>> mme_unify_scores(understanding={"SIPU": 60.0}, generation={"FIR": 30.0}, unify={"CSQ": 15.0})["Overall"]
-    35.0
+    >>> full = mme_unify_scores(understanding=dict.fromkeys(UNDERSTANDING_SUBTASKS, 60.0),
+    ...                         generation=dict.fromkeys(GENERATION_SUBTASKS, 30.0),
+    ...                         unify=dict.fromkeys(UNIFY_SUBTASKS, 15.0))
+    >>> full["Overall"], full["overall_missing"]
+    (35.0, None)
+    >>> mme_unify_scores(understanding={"SIPU": 60.0}, generation={}, unify={})["overall_missing"][:33]
+    'US lacks MITIU, VPU; GS lacks FIR'
     """
-    us, gs, uni = (_mean(list(d.values())) for d in (understanding, generation, unify))
-    parts = [x for x in (us, gs, uni) if x is not None]
+    given = {"US": (understanding, UNDERSTANDING_SUBTASKS), "GS": (generation, GENERATION_SUBTASKS),
+             "Unify": (unify, UNIFY_SUBTASKS)}
+    means = {family: _mean(list(scores.values())) for family, (scores, _) in given.items()}
+    reasons = []
+    for family, (scores, expected) in given.items():
+        absent = [code for code in expected if code not in scores]
+        limited = [code for code in expected if code in scores and code in set(partial)]
+        if absent:
+            reasons.append(f"{family} lacks {', '.join(absent)}")
+        if limited:
+            reasons.append(f"{family} has partial {', '.join(limited)}")
+    complete = {family: not any(r.startswith(f"{family} ") for r in reasons) for family in given}
     return {
-        "US": us, "GS": gs, "Unify": uni,
-        "Overall": float(np.mean(parts)) if len(parts) == 3 else None,
-        "complete": {"US": set(understanding) == set(UNDERSTANDING_SUBTASKS),
-                     "GS": set(generation) == set(GENERATION_SUBTASKS), "Unify": set(unify) == set(UNIFY_SUBTASKS)},
+        **means,
+        "Overall": float(np.mean(list(means.values()))) if not reasons else None,
+        "overall_missing": "; ".join(reasons) or None,
+        "complete": complete,
         "normalization": NORMALIZATION,
     }
 
 
 def scores_from_metrics(metrics_jsons: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """:func:`mme_unify_scores` from the ``metrics.json`` contents of MME-Unify runs (their
-    ``score/<subtask>`` entries)."""
+    ``score/<subtask>`` entries). A run marked ``"complete": false`` or with a ``limit`` makes
+    its subtasks partial, so Overall stays None."""
     found: dict[str, dict[str, float]] = {"understanding": {}, "generation": {}, "unify": {}}
+    partial: list[str] = []
     for data in metrics_jsons:
+        limited = data.get("complete") is False or data.get("limit") is not None
         for key, entry in data.get("metrics", {}).items():
-            if not key.startswith("score/") or entry.get("value") is None:
+            if not key.startswith("score/") or not isinstance(entry, Mapping) or entry.get("value") is None:
                 continue
             code = key.split("/", 1)[1]
             family = ("understanding" if code in UNDERSTANDING_SUBTASKS else
                       "generation" if code in GENERATION_SUBTASKS else "unify" if code in UNIFY_SUBTASKS else None)
             if family:
                 found[family][code] = float(entry["value"])
-    return mme_unify_scores(**found)
+                if limited:
+                    partial.append(code)
+    return mme_unify_scores(**found, partial=partial)
 
 
 # --- understanding --------------------------------------------------------------------------------

@@ -60,11 +60,25 @@ def test_mme_u_mean_and_scores_from_metrics():
                            unify={c: 15.0 for c in ("IEE", "CSQ", "AL", "SD", "VCoT")})
     assert (out["US"], out["GS"], out["Unify"], out["Overall"]) == (60.0, 30.0, 15.0, 35.0)
     assert all(out["complete"].values())
+    assert out["overall_missing"] is None
     partial = mme_unify_scores(understanding={"SIPU": 60.0}, generation={}, unify={"CSQ": 15.0})
     assert partial["Overall"] is None and partial["GS"] is None and not partial["complete"]["US"]
+    # Every family has a score, but not every subtask: no Overall, and the reason says what is missing.
     runs = [{"metrics": {"score/SIPU": {"value": 50.0}, "score/VPU": {"value": 70.0}, "US": {"value": 60.0}}},
             {"metrics": {"score/FIR": {"value": 30.0}}}, {"metrics": {"score/VCoT": {"value": 15.0}}}]
-    assert scores_from_metrics(runs)["Overall"] == pytest.approx(35.0)
+    scores = scores_from_metrics(runs)
+    assert scores["Overall"] is None and scores["US"] == pytest.approx(60.0)
+    assert scores["overall_missing"] == ("US lacks MITIU; GS lacks TIE, TIG, CIVG, TVG, VP; "
+                                         "Unify lacks IEE, CSQ, AL, SD")
+    # All subtasks present: Overall; one of them from a limited run: no Overall again.
+    full = [{"metrics": {f"score/{c}": {"value": 60.0} for c in ("SIPU", "MITIU", "VPU")}},
+            {"metrics": {f"score/{c}": {"value": 30.0} for c in ("FIR", "TIE", "TIG", "CIVG", "TVG", "VP")}},
+            {"metrics": {f"score/{c}": {"value": 15.0} for c in ("IEE", "CSQ", "AL", "SD", "VCoT")}}]
+    assert scores_from_metrics(full)["Overall"] == pytest.approx(35.0)
+    full[2] = {**full[2], "complete": False, "limit": 20}
+    limited = scores_from_metrics(full)
+    assert limited["Overall"] is None and limited["overall_missing"] == "Unify has partial IEE, CSQ, AL, SD, VCoT"
+    assert limited["complete"] == {"US": True, "GS": True, "Unify": False}
 
 
 def test_choice_labels_and_vcot_parser():
