@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Mapping, Sequence
 
+from mio_eval.generation import generation_settings
 from mio_eval.metrics.normalizers import get_normalizer
 from mio_eval.metrics.wer import WER_MODES
 from mio_eval.tasks.base import Generated, InvalidOutput, ScoreReport, describe_output
@@ -38,7 +39,7 @@ class ASRTask:
         self.name = name
         self.loader = loader
         self.prompt = prompt or None
-        self.generation = dict(generation or {})
+        self.generation = generation_settings(generation)
         get_normalizer(normalizer)
         self.normalizer = normalizer
         self.wer_modes = check_wer_modes(wer_modes)

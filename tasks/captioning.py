@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Callable, ClassVar, Mapping, Sequence
 
 from mio_eval.atomic import atomic_write_json
+from mio_eval.generation import generation_settings
 from mio_eval.metrics.base import MetricResult
 from mio_eval.metrics.caption import CiderD, coco_caption_scores
 from mio_eval.tasks.base import Generated, InvalidOutput, ScoreReport
@@ -51,7 +52,7 @@ class CaptionTask:
         self.name = name
         self.loader = loader
         self.prompt = check_template(prompt, (), what="captioning prompt")
-        self.generation = dict(generation or {})
+        self.generation = generation_settings(generation)
         self.until = tuple(until)
         self.full_scores = bool(full_scores)
         self.submission_file = submission_file

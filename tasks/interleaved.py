@@ -27,6 +27,7 @@ from typing import Any, Callable, ClassVar, Mapping, Sequence
 import numpy as np
 
 from mio_eval.errors import ConfigError, MediaError
+from mio_eval.generation import generation_settings
 from mio_eval.metrics.base import MetricResult
 from mio_eval.tasks.base import Generated, InvalidOutput, ScoreReport
 from mio_eval.types import Image, Modality, Output, Request, Sample, Text
@@ -50,7 +51,7 @@ class StoryTask:
         self.n_context = int(n_context)
         self.context_images = bool(context_images)
         self.prompt = prompt
-        self.generation = dict(generation or {})
+        self.generation = generation_settings(generation)
         self.clip = clip
         shows_images = context_images and n_context > 0
         self.input_modalities = frozenset({Modality.TEXT} | ({Modality.IMAGE} if shows_images else set()))

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Callable, ClassVar, Mapping, Sequence
 
 from mio_eval.errors import ConfigError
+from mio_eval.generation import generation_settings
 from mio_eval.metrics.choice import ChoiceAccuracy, extract_choice, rank_choices
 from mio_eval.tasks.base import Generated, InvalidOutput, ScoreReport
 from mio_eval.tasks.image_prompts import check_template, render, stop_at
@@ -77,7 +78,7 @@ class MultipleChoiceTask:
         self.likelihood_prompt = check_template(likelihood_prompt, _FIELDS, what="likelihood_prompt")
         self.generate_prompt = check_template(generate_prompt, _FIELDS, what="generate_prompt")
         self.continuation_prefix = continuation_prefix
-        self.generation = dict(generation or {})
+        self.generation = generation_settings(generation)
         self.until = tuple(until)
         self.letter_rule = letter_rule
         self.group_by = group_by

@@ -52,6 +52,7 @@ import numpy as np
 
 from mio_eval.atomic import atomic_write_json
 from mio_eval.errors import ConfigError, MediaError
+from mio_eval.generation import generation_settings
 from mio_eval.metrics.base import MetricResult
 from mio_eval.metrics.choice import ChoiceAccuracy, extract_choice
 from mio_eval.progress import progress
@@ -225,7 +226,7 @@ class MMEUnifyUnderstandingTask:
         self.name = name
         self.loader = loader
         self.prompts = _prompts(prompts_file, prompts)
-        self.generation = dict(generation or {})
+        self.generation = generation_settings(generation)
         self.export = export
         subtasks = getattr(loader, "subtasks", tuple(UNDERSTANDING_SUBTASKS))
         self.input_modalities = frozenset({Modality.TEXT, Modality.IMAGE} | ({Modality.VIDEO} if "VPU" in subtasks else set()))
@@ -324,7 +325,7 @@ class MMEUnifyGenerationTask:
         self.subtasks = subtasks
         self.prompts = {"FIR": "Reconstruct this image as faithfully as possible.", "TIE": "{prompt}",
                         "TIG": "{prompt}", "CIVG": "{prompt}", "TVG": "{prompt}", "VP": "{prompt}", **(prompts or {})}
-        self.generation = dict(generation or {})
+        self.generation = generation_settings(generation)
         self.clip, self.lpips, self.video_features = clip, lpips, video_features
         self.clip_t_variant, self.pair_resize, self.psnr_resize = clip_t_variant, pair_resize, psnr_resize
         self.video_frames, self.num_frames, self.all_equal_quirk = video_frames, int(num_frames), bool(all_equal_quirk)
@@ -543,7 +544,7 @@ class MMEUnifyUnifyTask:
         self.subtasks = tuple(getattr(loader, "subtasks", tuple(UNIFY_SUBTASKS)))
         self.clip = clip
         self.prompts = _prompts(prompts_file, prompts)
-        self.generation = dict(generation or {})
+        self.generation = generation_settings(generation)
         self.unify_score, self.iee_text_label, self.vcot_denominator = unify_score, iee_text_label, vcot_denominator
         self.export = export
 

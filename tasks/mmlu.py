@@ -50,6 +50,7 @@ from pathlib import Path
 from typing import Any, Callable, ClassVar, Mapping, Sequence
 
 from mio_eval.errors import ConfigError
+from mio_eval.generation import generation_settings
 from mio_eval.metrics.choice import ChoiceAccuracy, extract_choice, rank_choices
 from mio_eval.tasks.base import Generated, InvalidOutput, ScoreReport
 from mio_eval.tasks.loaders.mmlu import CATEGORIES, CATEGORY_NAMES, LETTERS
@@ -136,7 +137,7 @@ class MMLUTask:
         self.scoring = scoring
         self.num_fewshot = num_fewshot
         self.context_length = context_length
-        self.generation = dict(generation or {})
+        self.generation = generation_settings(generation)
         self.needs_loglikelihood = scoring == "likelihood"
         self.variant = f"{scoring}/{header}"
         self._model: Any = None

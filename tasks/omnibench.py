@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any, Callable, ClassVar, Mapping, Sequence
 
 from mio_eval.errors import ConfigError
+from mio_eval.generation import generation_settings
 from mio_eval.metrics.choice import ChoiceAccuracy, choice_letter, extract_choice
 from mio_eval.tasks.base import Generated, InvalidOutput, ScoreReport
 from mio_eval.tasks.loaders.omnibench import slug
@@ -118,7 +119,7 @@ class OmniBenchTask:
         self.name = name
         self.loader = loader
         self.setting = setting
-        self.generation = dict(generation or {})
+        self.generation = generation_settings(generation)
         image, audio = SETTINGS[setting]
         self.input_modalities = frozenset({Modality.TEXT} | ({Modality.IMAGE} if image else set())
                                           | ({Modality.AUDIO} if audio else set()))

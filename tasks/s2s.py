@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Callable, ClassVar, Mapping, Sequence
 
 from mio_eval.adapter import ModelAdapter
+from mio_eval.generation import generation_settings
 from mio_eval.metrics.base import MetricResult
 from mio_eval.metrics.normalizers import get_normalizer
 from mio_eval.metrics.wer import WER_MODES
@@ -53,7 +54,7 @@ class SpeechToSpeechTask:
         self.name = name
         self.loader = loader
         self.prompt = prompt or None
-        self.generation = dict(generation or {})
+        self.generation = generation_settings(generation)
         get_normalizer(normalizer)
         self.normalizer = normalizer
         self.wer_modes = check_wer_modes(wer_modes)

@@ -43,6 +43,7 @@ import numpy as np
 
 from mio_eval.atomic import atomic_path, atomic_write_json
 from mio_eval.errors import ConfigError, MediaError
+from mio_eval.generation import generation_settings
 from mio_eval.metrics.base import MetricResult
 from mio_eval.tasks.base import Generated, InvalidOutput, ScoreReport, media_path
 from mio_eval.types import Image, Modality, Output, Request, Sample, Text
@@ -179,7 +180,7 @@ class TextToImageTask:
         self.name = name
         self.loader = loader
         self.prompt = prompt
-        self.generation = dict(generation or {})
+        self.generation = generation_settings(generation)
         self.clip = clip
         self.ssim_variant, self.ssim_color = ssim_variant, ssim_color
         self._ssim = SSIM(variant=ssim_variant, color=ssim_color)  # validates the options

@@ -26,6 +26,7 @@ from typing import Any, Callable, ClassVar, Mapping, Sequence
 
 from mio_eval.adapter import ModelAdapter
 from mio_eval.errors import ConfigError
+from mio_eval.generation import generation_settings
 from mio_eval.metrics.normalizers import get_normalizer
 from mio_eval.metrics.wer import WER_MODES
 from mio_eval.tasks.base import Generated, ScoreReport, media_path
@@ -61,7 +62,7 @@ class TTSTask:
         self.name = name
         self.loader = loader
         self.prompt = prompt
-        self.generation = dict(generation or {})
+        self.generation = generation_settings(generation)
         get_normalizer(normalizer)  # fail at construction on an unknown name
         self.normalizer = normalizer
         self.wer_modes = check_wer_modes(wer_modes)

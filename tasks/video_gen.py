@@ -27,6 +27,7 @@ import numpy as np
 
 from mio_eval.atomic import atomic_path
 from mio_eval.errors import ConfigError, MediaError
+from mio_eval.generation import generation_settings
 from mio_eval.metrics.base import MetricResult
 from mio_eval.tasks.base import Generated, InvalidOutput, ScoreReport
 from mio_eval.types import Image, Modality, Output, Request, Sample, Text, Video
@@ -82,7 +83,7 @@ class VideoGenerationTask:
         self.name = name
         self.loader = loader
         self.prompt = prompt
-        self.generation = dict(generation or {})
+        self.generation = generation_settings(generation)
         self.output = output
         self.output_modality = Modality.IMAGE if output == "frames" else Modality.VIDEO
         self.fps = int(fps)

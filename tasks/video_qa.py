@@ -38,6 +38,7 @@ import numpy as np
 
 from mio_eval.atomic import atomic_write_text
 from mio_eval.errors import ConfigError
+from mio_eval.generation import generation_settings
 from mio_eval.metrics.base import MetricResult
 from mio_eval.metrics.vqa import vqa_normalize
 from mio_eval.progress import progress
@@ -133,9 +134,10 @@ class VideoQATask:
         self.name = name
         self.loader = loader
         self.prompt = prompt
-        self.generation = dict(generation or {})
+        self.generation = generation_settings(generation)
         self.judge = judge
-        self.judge_generation = dict(judge_generation or {"max_new_tokens": 64, "do_sample": False})
+        self.judge_generation = generation_settings(judge_generation or {"max_new_tokens": 64, "do_sample": False},
+                                                    where="task.judge_generation")
         self.judge_batch_size = int(judge_batch_size)
         frames = getattr(loader, "frames", "uniform")
         # A clip whose frames cannot be extracted stays a Video part (the model reports the error).

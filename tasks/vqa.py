@@ -27,6 +27,7 @@ from typing import Any, Callable, ClassVar, Mapping, Sequence
 
 from mio_eval.atomic import atomic_write_json
 from mio_eval.errors import ConfigError
+from mio_eval.generation import generation_settings
 from mio_eval.metrics.vqa import VQA_VARIANTS, VQAAccuracy, vqa_normalize
 from mio_eval.tasks.base import Generated, InvalidOutput, ScoreReport
 from mio_eval.tasks.image_prompts import check_template, render, stop_at
@@ -60,7 +61,7 @@ class VQATask:
         self.name = name
         self.loader = loader
         self.prompt = check_template(prompt, ("question",), what="VQA prompt")
-        self.generation = dict(generation or {})
+        self.generation = generation_settings(generation)
         self.until = tuple(until)
         self.capitalize_question = bool(capitalize_question)
         if variant not in VQA_VARIANTS:
