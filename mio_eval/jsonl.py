@@ -1,10 +1,9 @@
 """Read JSON Lines files one physical line at a time (https://jsonlines.org/: lines end with ``\\n``).
 
-``str.splitlines()`` also splits on U+2028 / U+2029 (line / paragraph separator), U+0085 (NEL),
-``\\v``, ``\\f``, ``\\x1c``-``\\x1e``: characters that ``json.dumps(..., ensure_ascii=False)`` writes
-unescaped inside strings, so a model output or a reference holding one of them would be cut in
-two and fail to parse. Here the file is opened with ``newline="\\n"``, so a line ends at ``\\n``
-only (a trailing ``\\r`` of a CRLF file is whitespace to JSON).
+``str.splitlines()`` also splits on U+2028 / U+2029 (line / paragraph separator) and U+0085
+(NEL), which ``json.dumps(..., ensure_ascii=False)`` writes unescaped inside strings, so a model
+output or a reference holding one of them would be cut in two and fail to parse. Here the file is read as bytes, split at ``b"\\n"`` only and each line
+decoded as UTF-8 (so a decoding error names its line; a CRLF file's ``\\r`` is dropped).
 
 Errors are one line naming ``file:line`` (a ``ConfigError``, exit code 2).
 """
@@ -27,13 +26,16 @@ def read_lines(path: str | Path, *, what: str = "file") -> Iterator[tuple[int, s
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{what} not found: {path}")
-    n = 0
     try:
-        with open(path, encoding="utf-8", newline="\n") as fh:
-            for n, line in enumerate(fh, 1):
-                yield n, line.rstrip("\n").removesuffix("\r")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}:{n + 1}: not UTF-8 ({exc.reason})") from None
+        with open(path, "rb") as fh:  # binary lines end at b"\n" only; decoded one by one
+            for n, raw in enumerate(fh, 1):
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise ConfigError(f"{path}:{n}: not UTF-8 ({exc.reason})") from None
+                if n == 1:
+                    line = line.removeprefix("\ufeff")  # a UTF-8 byte order mark
+                yield n, line.removesuffix("\n").removesuffix("\r")
     except OSError as exc:
         raise ConfigError(f"cannot read {what} {path}: {' '.join(str(exc).split())}") from None
 

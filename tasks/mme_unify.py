@@ -53,6 +53,7 @@ import numpy as np
 from mio_eval.atomic import atomic_write_json
 from mio_eval.errors import ConfigError, MediaError
 from mio_eval.generation import generation_settings
+from mio_eval.jsonl import read_lines
 from mio_eval.metrics.base import MetricResult
 from mio_eval.metrics.choice import ChoiceAccuracy, extract_choice
 from mio_eval.progress import progress
@@ -106,7 +107,7 @@ def read_official_prompts(path: str | Path) -> dict[str, str]:
         raise ConfigError(f"MME-Unify prompt file not found: {path}")
     found: dict[str, list[str]] = {}
     key = None
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for _, line in read_lines(path, what="MME-Unify prompt file"):
         if line.strip() in _SECTIONS:
             key = _SECTIONS[line.strip()]
             found[key] = []

@@ -15,6 +15,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from mio_eval.errors import ConfigError
+from mio_eval.jsonl import read_lines
+from mio_eval.tasks.loaders._data import data_not_found
 from mio_eval.types import Audio, Sample
 
 __all__ = ["LibriSpeechLoader", "LIBRISPEECH_SPLIT_SIZES"]
@@ -42,7 +44,7 @@ class LibriSpeechLoader:
         for candidate in (self.root / self.split, self.root / "LibriSpeech" / self.split, self.root):
             if candidate.is_dir() and candidate.name == self.split:
                 return candidate
-        raise ConfigError(f"LibriSpeech split {self.split!r} not found: no {self.root / self.split} directory")
+        raise data_not_found(f"LibriSpeech split {self.split!r}:", self.root / self.split, key="root")
 
     def __call__(self) -> list[Sample]:
         split_dir = self.split_dir()
@@ -53,7 +55,7 @@ class LibriSpeechLoader:
         missing: list[str] = []
         for trans in transcripts:
             speaker, chapter = trans.parent.parent.name, trans.parent.name
-            for n, line in enumerate(trans.read_text(encoding="utf-8").splitlines(), 1):
+            for n, line in read_lines(trans, what="LibriSpeech transcript"):
                 if not line.strip():
                     continue
                 utt, _, text = line.strip().partition(" ")

@@ -21,13 +21,15 @@ some questions" as letter A; that bug is not replicated. ``options`` given as on
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from mio_eval.errors import ConfigError
+from mio_eval.jsonl import read_jsonl
 from mio_eval.metrics.choice import choice_letter
+from mio_eval.tasks.loaders._data import data_not_found, entry_field, malformed_entry
+from mio_eval.tasks.loaders._images import read_json
 from mio_eval.tasks.loaders.hf import materialize, read_hf_table
 from mio_eval.types import Audio, Image, Sample
 
@@ -96,16 +98,13 @@ class OmniBenchLoader:
         return path if path.is_file() else None
 
     def _read_json(self, path: Path) -> list[dict[str, Any]]:
-        text = path.read_text(encoding="utf-8")
-        try:
-            if path.suffix == ".json" or text.lstrip().startswith("["):
-                items = json.loads(text)
-                if not isinstance(items, list):
-                    raise ValueError("a .json annotation file must hold a list of items")
-                return items
-            return [json.loads(line) for line in text.splitlines() if line.strip()]
-        except ValueError as exc:
-            raise ConfigError(f"{path}: malformed JSON ({exc})") from None
+        if path.suffix == ".jsonl" and not _starts_with_list(path):
+            # one object a line, split at "\n" only (U+2028 may be inside a string)
+            return [item for _, item in read_jsonl(path, what="OmniBench annotations")]
+        items = read_json(path, "OmniBench annotations", key="annotations")
+        if not isinstance(items, list):
+            raise ConfigError(f"{path}: a .json annotation file must hold a list of items")
+        return items
 
     def _media_path(self, name: str, kind: str, base: Path) -> Path:
         path = Path(name)
@@ -120,8 +119,9 @@ class OmniBenchLoader:
         if annotation is not None:
             return self._read_json(annotation), "json"
         if not self.root.exists():
-            raise ConfigError(f"OmniBench data not found: {self.root} (expected {self.root}/{self.annotations} "
-                              "+ mm_data/, or an m-a-p/OmniBench copy with data/train-*.parquet)")
+            raise data_not_found("OmniBench data", self.root, key="root",
+                                 expected=f"<root>/{self.annotations} + mm_data/, or an m-a-p/OmniBench copy "
+                                          "with data/train-*.parquet")
         if self.cache_dir is None:
             raise ConfigError("OmniBench HF copy: task.loader.cache_dir is needed to unpack its media")
         try:
@@ -150,38 +150,55 @@ class OmniBenchLoader:
             cache = self.cache_dir / hashlib.sha1(str(self.root.resolve()).encode()).hexdigest()[:12] / self.split
         samples, seen = [], set()
         for n, row in enumerate(rows):
-            where = f"{self.root} item {n}"
+            where = f"{self.root} item #{n}"
+            if not isinstance(row, dict):
+                raise ConfigError(f"{where}: expected a JSON object, got {type(row).__name__}")
             missing = [f for f in ("question", "options", "answer") if f not in row]
             if missing:
                 raise ConfigError(f"{where}: missing field(s) {', '.join(missing)}")
+            index = entry_field(row, "index", (int, str), where, optional=True)
+            sample_id = str(n if index is None else index)
+            where = f"{where} (index {sample_id})"
+            entry_field(row, "question", str, where)
             options = _options(row["options"], where)
-            gold = gold_index(options, row["answer"], where)
-            sample_id = str(row.get("index", n))
+            gold = gold_index(options, entry_field(row, "answer", str, where), where)
             if sample_id in seen:
                 raise ConfigError(f"{where}: duplicate index {sample_id}")
             seen.add(sample_id)
-            if kind == "hf":
-                image = materialize(_named(row.get("image"), row.get("image_path"), ".png"), base=base, cache_dir=cache)
-                audio = materialize(_named(row.get("audio"), row.get("audio_path"), ".mp3"), base=base, cache_dir=cache)
-            else:
-                image = self._media_path(str(row.get("image_path") or ""), "image", base)
-                audio = self._media_path(str(row.get("audio_path") or ""), "audio", base)
-            samples.append(Sample(
-                id=sample_id,
-                parts=(Image(str(image)), Audio(str(audio))),
-                targets=(choice_letter(gold),),
-                choices=options,
-                metadata={
-                    "question": str(row["question"]),
-                    "answer": gold,
-                    "answer_text": row["answer"],
-                    "task_type": str(row.get("task type", "")),
-                    "audio_type": str(row.get("audio type", "")).strip().lower(),
-                    "audio_content": str(row.get("audio content") or ""),
-                    "image_content": str(row.get("image content") or ""),
-                },
-            ))
+            with malformed_entry(where):
+                samples.append(self._sample(row, sample_id, options, gold, kind=kind, base=base, cache=cache))
         return samples
+
+    def _sample(self, row: dict, sample_id: str, options: tuple[str, ...], gold: int, *, kind: str, base: Path,
+                cache: Path | None) -> Sample:
+        """One item as a sample with an image and an audio part (paths; HF cells unpacked)."""
+        if kind == "hf":
+            image = materialize(_named(row.get("image"), row.get("image_path"), ".png"), base=base, cache_dir=cache)
+            audio = materialize(_named(row.get("audio"), row.get("audio_path"), ".mp3"), base=base, cache_dir=cache)
+        else:
+            image = self._media_path(str(row.get("image_path") or ""), "image", base)
+            audio = self._media_path(str(row.get("audio_path") or ""), "audio", base)
+        return Sample(
+            id=sample_id,
+            parts=(Image(str(image)), Audio(str(audio))),
+            targets=(choice_letter(gold),),
+            choices=options,
+            metadata={
+                "question": str(row["question"]),
+                "answer": gold,
+                "answer_text": row["answer"],
+                "task_type": str(row.get("task type", "")),
+                "audio_type": str(row.get("audio type", "")).strip().lower(),
+                "audio_content": str(row.get("audio content") or ""),
+                "image_content": str(row.get("image content") or ""),
+            },
+        )
+
+
+def _starts_with_list(path: Path) -> bool:
+    """Whether a file's first non-blank character is ``[`` (a JSON list under a .jsonl name)."""
+    with open(path, "rb") as fh:
+        return fh.read(4096).lstrip().startswith(b"[")
 
 
 def _named(cell: Any, name: Any, suffix: str) -> Mapping[str, Any]:

@@ -8,10 +8,11 @@ of acceptable answers; ``question`` (the question's transcript) is optional meta
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from mio_eval.errors import ConfigError
+from mio_eval.jsonl import read_jsonl
+from mio_eval.tasks.loaders._data import data_not_found
 from mio_eval.types import Audio, Sample
 
 __all__ = ["SpeechQALoader"]
@@ -24,13 +25,10 @@ class SpeechQALoader:
 
     def __call__(self) -> list[Sample]:
         if not self.path.is_file():
-            raise ConfigError(f"speech QA file not found: {self.path}")
+            raise data_not_found("speech QA file", self.path, key="path")
         samples = []
-        for n, line in enumerate(self.path.read_text(encoding="utf-8").splitlines(), 1):
-            if not line.strip():
-                continue
+        for n, item in read_jsonl(self.path, what="speech QA file"):
             try:
-                item = json.loads(line)
                 answers = item["answer"]
                 answers = [answers] if isinstance(answers, str) else list(answers)
                 if not answers or not all(isinstance(a, str) and a.strip() for a in answers):

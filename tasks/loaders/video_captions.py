@@ -14,10 +14,11 @@ accepted).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from mio_eval.errors import ConfigError
+from mio_eval.jsonl import read_jsonl
+from mio_eval.tasks.loaders._data import data_not_found
 from mio_eval.tasks.loaders._images import read_json
 from mio_eval.types import Sample, Text
 
@@ -36,9 +37,8 @@ class VideoCaptionLoader:
     def _prompt_list(self) -> list[dict]:
         if self.annotations.suffix == ".jsonl":
             if not self.annotations.is_file():
-                raise ConfigError(f"prompt list not found: {self.annotations}")
-            lines = self.annotations.read_text(encoding="utf-8").splitlines()
-            items = [json.loads(line) for line in lines if line.strip()]
+                raise data_not_found("prompt list", self.annotations, key="annotations")
+            items = [item for _, item in read_jsonl(self.annotations, what="prompt list")]
         else:
             items = read_json(self.annotations, "prompt list")
         rows = []

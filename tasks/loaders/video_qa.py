@@ -46,7 +46,9 @@ import numpy as np
 
 from mio_eval.atomic import atomic_path
 from mio_eval.errors import ConfigError, MediaError
+from mio_eval.jsonl import read_lines
 from mio_eval.media import read_video_frames, scene_keyframes, stride_indices
+from mio_eval.tasks.loaders._data import data_not_found
 from mio_eval.tasks.loaders._images import check_size, read_json
 from mio_eval.tasks.loaders.hf import materialize, read_hf_table
 from mio_eval.types import Image, Part, Sample, Video
@@ -74,9 +76,9 @@ def read_youtube_mapping(path: str | Path) -> dict[int, str]:
     """MSVD ``youtube_mapping.txt``: ``-4wsuPCjDBc_5_15 vid1`` -> ``{1: "-4wsuPCjDBc_5_15"}``."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"MSVD youtube_mapping.txt not found: {path}")
+        raise data_not_found("MSVD youtube_mapping.txt", path, key="mapping")
     mapping: dict[int, str] = {}
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for n, line in read_lines(path, what="MSVD youtube_mapping.txt"):
         if not line.strip():
             continue
         fields = line.split()
