@@ -355,7 +355,7 @@ def test_seed_bench_hf_parquet(data, tmp_path):
 
 @pytest.mark.parametrize("make,needle", [
     (lambda d, t: KarpathyLoader(annotations=str(t / "nope.json"), image_root=str(t)),
-     "Karpathy split file .*nope.json not found; .* set paths.data_dir=DIR or task.loader.annotations=PATH"),
+     "Karpathy split file not found: .*nope.json; .* set paths.data_dir=DIR or task.loader.annotations=PATH"),
     (lambda d, t: VQALoader(questions=str(_write(t / "q.json", "{not json")), image_dir=str(t)), "cannot read VQA questions file"),
     (lambda d, t: VQALoader(questions=str(d / "vqav2" / "v2_OpenEnded_mscoco_val2014_questions.json"),
                             annotations=str(_json(t / "a.json", {"annotations": []})), image_dir=str(t)),
@@ -365,7 +365,7 @@ def test_seed_bench_hf_parquet(data, tmp_path):
     (lambda d, t: SEEDBenchLoader(annotations=str(d / "seed_bench" / "SEED-Bench.json"), dimensions="video"),
      "dimension 10 is video: set the loader's frames_dir or video_dirs.10"),
     (lambda d, t: HFVQALoader(path=str(t / "absent"), split="val", cache_dir=str(t)),
-     "vqav2 HF copy .*absent not found; data is looked up under paths.data_dir .*: set paths.data_dir=DIR or task.loader.path=PATH"),
+     "vqav2 HF copy not found: .*absent; data is looked up under paths.data_dir .*: set paths.data_dir=DIR or task.loader.path=PATH"),
 ])
 def test_unreadable_data_is_one_config_error_line(data, tmp_path, make, needle):
     with pytest.raises(ConfigError, match=needle) as info:

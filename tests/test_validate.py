@@ -60,7 +60,8 @@ def test_cli_exit_codes_and_nothing_written(tmp_path):
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path)
     assert proc.returncode == 2
     assert proc.stderr.splitlines() == [
-        f"mio-eval validate: data: LibriSpeech split 'test-clean' not found: no {tmp_path}/LibriSpeech/test-clean directory"]
+        f"mio-eval validate: data: LibriSpeech split 'test-clean' not found: {tmp_path}/LibriSpeech/test-clean; "
+        "data is looked up under paths.data_dir (or $MIO_EVAL_DATA): set paths.data_dir=DIR or task.loader.root=PATH"]
     assert not (tmp_path / "results").exists()
 
 

@@ -39,11 +39,12 @@ def data_not_found(what: str, path: str | Path, *, key: str = "root", expected: 
         inside = path.resolve().relative_to(data_dir.resolve())
     except (ValueError, OSError):
         inside = None
-    where = (f"{inside} not found under data dir {data_dir}" if inside is not None
-             else f"{path} not found")
     hint = f" (expected {expected})" if expected else ""
-    return ConfigError(f"{what} {where}{hint}; data is looked up under paths.data_dir (${_DATA_ENV}, else ./data): "
-                       f"set paths.data_dir=DIR or task.loader.{key}=PATH")
+    fix = f"set paths.data_dir=DIR or task.loader.{key}=PATH"
+    if inside is not None:
+        return ConfigError(f"{what} not found: {inside} under data dir {data_dir} (paths.data_dir, or "
+                           f"${_DATA_ENV}){hint}; {fix}")
+    return ConfigError(f"{what} not found: {path}{hint}; data is looked up under paths.data_dir (or ${_DATA_ENV}): {fix}")
 
 
 def _describe(exc: BaseException) -> str:

@@ -44,7 +44,7 @@ class LibriSpeechLoader:
         for candidate in (self.root / self.split, self.root / "LibriSpeech" / self.split, self.root):
             if candidate.is_dir() and candidate.name == self.split:
                 return candidate
-        raise data_not_found(f"LibriSpeech split {self.split!r}:", self.root / self.split, key="root")
+        raise data_not_found(f"LibriSpeech split {self.split!r}", self.root / self.split, key="root")
 
     def __call__(self) -> list[Sample]:
         split_dir = self.split_dir()

@@ -26,12 +26,13 @@ submission export.
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any, Sequence
 
 from mio_eval.errors import ConfigError
+from mio_eval.tasks.loaders._data import data_not_found, malformed_entry
+from mio_eval.tasks.loaders._images import read_json
 from mio_eval.types import Image, Sample, Text, Video
 
 __all__ = [
@@ -98,17 +99,24 @@ def annotation_path(annotations_dir: Path, family: str, subtask: str | None = No
     for path in tried:
         if path.is_file():
             return path
-    raise ConfigError(f"MME-Unify annotations not found: {tried[0]} (put the repo's Unify_Dataset/ under the data root)")
+    raise data_not_found("MME-Unify annotations", tried[0], key="annotations_dir",
+                         expected="the repository's Unify_Dataset/ under the MME-Unify root")
 
 
 def _read_json(path: Path) -> list[dict[str, Any]]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"cannot read {path}: {' '.join(str(exc).split())}") from None
-    if not isinstance(data, list) or not all(isinstance(x, dict) for x in data):
+    data = read_json(path, "MME-Unify annotations", key="annotations_dir")
+    if not isinstance(data, list):
         raise ConfigError(f"{path}: expected a JSON list of objects")
+    for n, item in enumerate(data):
+        if not isinstance(item, dict):
+            raise ConfigError(f"{path} item #{n}: expected a JSON object, got {type(item).__name__}")
     return data
+
+
+def _where(path: Path, n: int, item: dict, code: str) -> str:
+    """``<file> item #<n> (<code> id <id>)``: names a malformed entry."""
+    ident = item.get("question_id", item.get("id"))
+    return f"{path} item #{n} ({code}" + (f" id {ident})" if ident is not None else ")")
 
 
 class _Ids:
@@ -163,7 +171,7 @@ class MMEUnifyLoader:
 
     def __call__(self) -> list[Sample]:
         if not self.root.is_dir():
-            raise ConfigError(f"MME-Unify data root not found: {self.root}")
+            raise data_not_found("MME-Unify data root", self.root, key="root")
         make = {"understanding": self._understanding, "generation": self._generation, "unify": self._unify}[self.family]
         samples = make()
         if not samples:
@@ -174,86 +182,100 @@ class MMEUnifyLoader:
         return items if self.max_per_subtask is None else items[: self.max_per_subtask]
 
     def _understanding(self) -> list[Sample]:
-        items = _read_json(annotation_path(self.annotations_dir, "understanding"))
+        path = annotation_path(self.annotations_dir, "understanding")
+        items = _read_json(path)
         by_code = {UNDERSTANDING_SUBTASKS[c]: c for c in self.subtasks}
         ids, samples = _Ids(), []
         for code in self.subtasks:
-            for item in self._limit([x for x in items if by_code.get(x.get("category")) == code]):
-                subs: dict[str, str] = {}
-                media = [self._media(p, subs) for p in item.get("image") or []]
-                kind = Video if code == "VPU" else Image
-                question = str(item["question"])
-                pieces = question.split("<img>")
-                if len(pieces) == len(media) + 1 and media:  # interleaved: <img> marks each image
-                    parts: list = []
-                    for text, path in zip(pieces, media + [None]):
-                        if text.strip():
-                            parts.append(Text(text))
-                        if path is not None:
-                            parts.append(kind(path))
-                else:
-                    parts = [kind(p) for p in media] + [Text(question)]
-                labels, texts = zip(*(split_choice(str(c)) for c in item["choice"]))
-                if any(lbl is None for lbl in labels):
-                    labels = tuple("ABCDEFGH"[i] for i in range(len(texts)))
-                answer = str(item["answer"]).strip()
-                if answer not in labels:
-                    raise ConfigError(f"MME-Unify {code} item {item.get('question_id')}: answer {answer!r} is not "
-                                      f"one of the option labels {labels}")
-                samples.append(Sample(
-                    id=ids(f"{code}-{item.get('question_id', item.get('id'))}"), parts=tuple(parts), targets=(answer,),
-                    choices=tuple(texts),
-                    metadata={"subtask": code, "category": item.get("category"), "subcategory": item.get("subcategory"),
-                              "source": item.get("source"), "labels": list(labels), "options": list(item["choice"]),
-                              "gold_index": labels.index(answer), "media_substitutions": subs, "item": item}))
+            for n, item in self._limit([(n, x) for n, x in enumerate(items) if by_code.get(x.get("category")) == code]):
+                with malformed_entry(_where(path, n, item, code)):
+                    samples.append(self._understanding_sample(item, code, ids))
         return samples
 
+    def _understanding_sample(self, item: dict[str, Any], code: str, ids: _Ids) -> Sample:
+        subs: dict[str, str] = {}
+        media = [self._media(p, subs) for p in item.get("image") or []]
+        kind = Video if code == "VPU" else Image
+        question = str(item["question"])
+        pieces = question.split("<img>")
+        if len(pieces) == len(media) + 1 and media:  # interleaved: <img> marks each image
+            parts: list = []
+            for text, path in zip(pieces, media + [None]):
+                if text.strip():
+                    parts.append(Text(text))
+                if path is not None:
+                    parts.append(kind(path))
+        else:
+            parts = [kind(p) for p in media] + [Text(question)]
+        labels, texts = zip(*(split_choice(str(c)) for c in item["choice"]))
+        if any(lbl is None for lbl in labels):
+            labels = tuple("ABCDEFGH"[i] for i in range(len(texts)))
+        answer = str(item["answer"]).strip()
+        if answer not in labels:
+            raise ValueError(f"answer {answer!r} is not one of the option labels {labels}")
+        return Sample(
+            id=ids(f"{code}-{item.get('question_id', item.get('id'))}"), parts=tuple(parts), targets=(answer,),
+            choices=tuple(texts),
+            metadata={"subtask": code, "category": item.get("category"), "subcategory": item.get("subcategory"),
+                      "source": item.get("source"), "labels": list(labels), "options": list(item["choice"]),
+                      "gold_index": labels.index(answer), "media_substitutions": subs, "item": item})
+
     def _generation(self) -> list[Sample]:
-        items = _read_json(annotation_path(self.annotations_dir, "generation"))
+        path = annotation_path(self.annotations_dir, "generation")
+        items = _read_json(path)
         by_code = {GENERATION_SUBTASKS[c]: c for c in self.subtasks}
         ids, samples = _Ids(), []
         for code in self.subtasks:
-            for item in self._limit([x for x in items if by_code.get(x.get("category")) == code]):
-                subs: dict[str, str] = {}
-                data = item.get("data") or {}
-                source = self._media(data["image"], subs) if code in ("FIR", "TIE", "CIVG", "VP") else None
-                reference = {"FIR": data.get("image"), "TIE": data.get("edited_image"), "TIG": data.get("image"),
-                             "CIVG": data.get("video"), "VP": data.get("video"),
-                             # T2V keeps its reference video under "image" (69 of 200 items have none)
-                             "TVG": data.get("image")}[code]
-                samples.append(Sample(
-                    id=ids(f"{code}-{item.get('id')}"),
-                    parts=((Image(source),) if source else ()) + (Text(str(item.get("Text_Prompt") or "").strip()),),
-                    targets=(self._media(reference, subs),) if reference else (),
-                    metadata={"subtask": code, "category": item.get("category"), "source": item.get("source"),
-                              "subcategory": item.get("subcategory"), "prompt": str(item.get("Text_Prompt") or "").strip(),
-                              "source_image": source, "media_substitutions": subs, "item": item}))
+            for n, item in self._limit([(n, x) for n, x in enumerate(items) if by_code.get(x.get("category")) == code]):
+                with malformed_entry(_where(path, n, item, code)):
+                    samples.append(self._generation_sample(item, code, ids))
         return samples
+
+    def _generation_sample(self, item: dict[str, Any], code: str, ids: _Ids) -> Sample:
+        subs: dict[str, str] = {}
+        data = item.get("data") or {}
+        source = self._media(data["image"], subs) if code in ("FIR", "TIE", "CIVG", "VP") else None
+        reference = {"FIR": data.get("image"), "TIE": data.get("edited_image"), "TIG": data.get("image"),
+                     "CIVG": data.get("video"), "VP": data.get("video"),
+                     # T2V keeps its reference video under "image" (69 of 200 items have none)
+                     "TVG": data.get("image")}[code]
+        return Sample(
+            id=ids(f"{code}-{item.get('id')}"),
+            parts=((Image(source),) if source else ()) + (Text(str(item.get("Text_Prompt") or "").strip()),),
+            targets=(self._media(reference, subs),) if reference else (),
+            metadata={"subtask": code, "category": item.get("category"), "source": item.get("source"),
+                      "subcategory": item.get("subcategory"), "prompt": str(item.get("Text_Prompt") or "").strip(),
+                      "source_image": source, "media_substitutions": subs, "item": item})
 
     def _unify(self) -> list[Sample]:
         ids, samples = _Ids(), []
         for code in self.subtasks:
-            items = self._limit(_read_json(annotation_path(self.annotations_dir, "unify", code)))
-            for item in items:
-                if code == "VCoT":
-                    samples.extend(self._vcot(item, ids))
-                    continue
-                subs: dict[str, str] = {}
-                data = item.get("data") or {}
-                labels, texts = zip(*(split_choice(str(c)) for c in item["choice"]))
-                answer = str(item["answer"]).strip()
-                if answer not in labels:
-                    raise ConfigError(f"MME-Unify {code} item {item.get('id')}: answer {answer!r} not in {labels}")
-                inputs = tuple(Image(self._media(data[k], subs)) for k in UNIFY_INPUTS[code])
-                question = str(item.get("question") or "").strip()
-                samples.append(Sample(
-                    id=ids(f"{code}-{item.get('id', item.get('question_id'))}"),
-                    parts=inputs + ((Text(question),) if question else ()), targets=(answer,), choices=tuple(texts),
-                    metadata={"subtask": code, "subcategory": item.get("subcategory"), "labels": list(labels),
-                              "options": list(item["choice"]), "gold_index": labels.index(answer),
-                              "candidates": [self._media(data[k], subs) for k in UNIFY_CANDIDATES[code]],
-                              "media_substitutions": subs, "item": item}))
+            path = annotation_path(self.annotations_dir, "unify", code)
+            items = self._limit(_read_json(path))
+            for n, item in enumerate(items):
+                with malformed_entry(_where(path, n, item, code)):
+                    if code == "VCoT":
+                        samples.extend(self._vcot(item, ids))
+                    else:
+                        samples.append(self._unify_sample(item, code, ids))
         return samples
+
+    def _unify_sample(self, item: dict[str, Any], code: str, ids: _Ids) -> Sample:
+        subs: dict[str, str] = {}
+        data = item.get("data") or {}
+        labels, texts = zip(*(split_choice(str(c)) for c in item["choice"]))
+        answer = str(item["answer"]).strip()
+        if answer not in labels:
+            raise ValueError(f"answer {answer!r} is not one of the option labels {labels}")
+        inputs = tuple(Image(self._media(data[k], subs)) for k in UNIFY_INPUTS[code])
+        question = str(item.get("question") or "").strip()
+        return Sample(
+            id=ids(f"{code}-{item.get('id', item.get('question_id'))}"),
+            parts=inputs + ((Text(question),) if question else ()), targets=(answer,), choices=tuple(texts),
+            metadata={"subtask": code, "subcategory": item.get("subcategory"), "labels": list(labels),
+                      "options": list(item["choice"]), "gold_index": labels.index(answer),
+                      "candidates": [self._media(data[k], subs) for k in UNIFY_CANDIDATES[code]],
+                      "media_substitutions": subs, "item": item})
 
     def _vcot(self, item: dict[str, Any], ids: _Ids) -> list[Sample]:
         """One sample per step of a maze walk (teacher-forced history, see the task's docs)."""
