@@ -17,6 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from mio_eval.errors import ConfigError
+from mio_eval.tasks.loaders._data import data_not_found, entry_field, entry_id, malformed_entry
 from mio_eval.tasks.loaders._images import (check_files, check_size, hf_cache_dir, materialize_image,
                                             read_json)
 from mio_eval.tasks.loaders.hf import read_hf_table
@@ -61,15 +62,27 @@ class COCOCaptionsLoader:
         if self.image_dir is None:
             raise ConfigError("COCOCaptionsLoader needs image_dir for a released captions file")
         captions: dict[int, list[str]] = {}
-        for ann in data.get("annotations") or []:
-            captions.setdefault(int(ann["image_id"]), []).append(str(ann["caption"]))
+        annotations = data.get("annotations") or []
+        if not isinstance(annotations, list):
+            raise ConfigError(f"{self.annotations}: 'annotations' must be a list")
+        for n, ann in enumerate(annotations):
+            where = f"{self.annotations} annotation #{n}"
+            image_id = entry_id(ann, "image_id", where)
+            captions.setdefault(image_id, []).append(entry_field(ann, "caption", str, f"{where} (image_id {image_id})"))
         images = data["images"][: self.max_samples] if self.max_samples is not None else data["images"]
-        return [Sample(id=str(img["id"]), parts=(Image(str(self.image_dir / img["file_name"])),),
-                       targets=captions.get(int(img["id"]), ()),
-                       metadata={"image_id": int(img["id"]), "file_name": img["file_name"]})
-                for img in images]
+        samples = []
+        for n, img in enumerate(images):
+            where = f"{self.annotations} image #{n}"
+            image_id = entry_id(img, "id", where)
+            file_name = entry_field(img, "file_name", str, f"{where} (id {image_id})")
+            samples.append(Sample(id=str(image_id), parts=(Image(str(self.image_dir / file_name)),),
+                                  targets=captions.get(image_id, ()),
+                                  metadata={"image_id": image_id, "file_name": file_name}))
+        return samples
 
     def _from_hf(self) -> list[Sample]:
+        if not self.annotations.exists():
+            raise data_not_found("COCO captions (HF copy)", self.annotations, key="annotations")
         rows = read_hf_table(self.annotations, self.split, undecoded=["image"])
         if self.max_samples is not None:
             rows = rows[: self.max_samples]
@@ -78,13 +91,14 @@ class COCOCaptionsLoader:
         cache = hf_cache_dir(self.cache_dir, self.annotations, self.split)
         base = self.annotations if self.annotations.is_dir() else self.annotations.parent
         samples = []
-        for row in rows:
+        for n, row in enumerate(rows):
             name = row.get("question_id") or row.get("file_name")
-            image_id = _image_id_from_name(name)
-            path = materialize_image(row["image"], base=base, cache_dir=cache)
-            samples.append(Sample(id=str(image_id), parts=(Image(str(path)),),
-                                  targets=[str(c) for c in row.get("answer") or ()],
-                                  metadata={"image_id": image_id, "file_name": row.get("file_name") or name}))
+            with malformed_entry(f"{self.annotations} row #{n} ({name})"):
+                image_id = _image_id_from_name(name)
+                path = materialize_image(row["image"], base=base, cache_dir=cache)
+                samples.append(Sample(id=str(image_id), parts=(Image(str(path)),),
+                                      targets=[str(c) for c in row.get("answer") or ()],
+                                      metadata={"image_id": image_id, "file_name": row.get("file_name") or name}))
         return samples
 
     def __call__(self) -> list[Sample]:

@@ -12,6 +12,7 @@ from typing import Any, Callable, Sequence
 
 from mio_eval.atomic import atomic_path
 from mio_eval.errors import ConfigError
+from mio_eval.tasks.loaders._data import data_not_found
 
 __all__ = ["materialize", "read_hf_table"]
 
@@ -33,7 +34,7 @@ def read_hf_table(path: str | Path, split: str, *, columns: Sequence[str] | None
     Media columns named in ``undecoded`` are returned as stored (``{"bytes", "path"}``)."""
     root = Path(path)
     if not root.exists():
-        raise ConfigError(f"dataset not found: {root}")
+        raise data_not_found("dataset", root, key="path")
     if (root / "dataset_dict.json").is_file() or (root / "state.json").is_file():
         import datasets
 

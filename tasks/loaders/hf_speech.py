@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Sequence
 
 from mio_eval.errors import ConfigError
+from mio_eval.tasks.loaders._data import data_not_found
 from mio_eval.tasks.loaders.hf import materialize, read_hf_table
 from mio_eval.types import Audio, Sample
 
@@ -98,7 +99,7 @@ class CommonVoiceLoader:
     def __call__(self) -> list[Sample]:
         tsv = self.root / f"{self.split}.tsv"
         if not tsv.is_file():
-            raise ConfigError(f"Common Voice split file not found: {tsv}")
+            raise data_not_found("Common Voice split file", tsv, key="root")
         with open(tsv, encoding="utf-8", newline="") as fh:
             reader = csv.DictReader(fh, delimiter="\t", quoting=csv.QUOTE_NONE)
             missing = {"path", "sentence"} - set(reader.fieldnames or ())

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from mio_eval.errors import ConfigError
+from mio_eval.tasks.loaders._data import data_not_found, entry_field, entry_id
 from mio_eval.tasks.loaders._images import (check_files, check_size, hf_cache_dir, materialize_image,
                                             read_json)
 from mio_eval.tasks.loaders.hf import read_hf_table
@@ -79,22 +80,27 @@ class KarpathyLoader:
         if self.image_root is None:
             raise ConfigError(f"{self.annotations} has no images: set the loader's image_root")
         filename = entry["filename"]
-        if dataset == "coco":
+        if dataset == "coco":  # "filepath" checked to be a string by the caller
             folder = self.image_root / entry.get("filepath", "")
         else:
             folder = self.image_root / f"{dataset}-images"
         return (folder if folder.is_dir() else self.image_root) / filename
 
-    def _entries(self) -> tuple[list[dict], str]:
+    def _entries(self) -> tuple[list[tuple[int, dict]], str]:
+        """``(index in the file, entry)`` of the split's images, and the dataset name."""
         if self.annotations.suffix == ".json":
             data = read_json(self.annotations, "Karpathy split file")
             if not isinstance(data, dict) or not isinstance(data.get("images"), list):
                 raise ConfigError(f"{self.annotations} is not a Karpathy split file (no 'images' list)")
             dataset = self.dataset or str(data.get("dataset", "coco"))
-            return [e for e in data["images"] if e.get("split") == self.split], dataset
+            for n, e in enumerate(data["images"]):
+                entry_field(e, "split", str, f"{self.annotations} image #{n}")
+            return [(n, e) for n, e in enumerate(data["images"]) if e["split"] == self.split], dataset
+        if not self.annotations.exists():
+            raise data_not_found("Karpathy split (HF copy)", self.annotations, key="annotations")
         rows = read_hf_table(self.annotations, self.split, undecoded=["image"])
         dataset = self.dataset or ("coco" if rows and "cocoid" in rows[0] else "flickr30k")
-        return rows, dataset
+        return list(enumerate(rows)), dataset
 
     def __call__(self) -> list[Sample]:
         entries, dataset = self._entries()
@@ -104,16 +110,23 @@ class KarpathyLoader:
             entries = entries[: self.max_samples]
         cache = hf_cache_dir(self.cache_dir, self.annotations, self.split) if self.cache_dir else None
         samples = []
-        for n, entry in enumerate(entries):
+        for n, entry in entries:
             where = f"{self.annotations} image #{n}"
-            if "filename" not in entry:
-                raise ConfigError(f"{where}: no 'filename'")
-            stem = Path(entry["filename"]).stem
+            filename = entry_field(entry, "filename", str, where)
+            where = f"{where} ({filename})"
+            stem = Path(filename).stem
             image_id: int | str
             if dataset == "coco":
-                image_id = int(entry["cocoid"]) if entry.get("cocoid") is not None else int(stem.rsplit("_", 1)[-1])
+                if entry.get("cocoid") is not None:
+                    image_id = entry_id(entry, "cocoid", where)
+                elif stem.rsplit("_", 1)[-1].isdigit():
+                    image_id = int(stem.rsplit("_", 1)[-1])
+                else:
+                    raise ConfigError(f"{where}: no 'cocoid' and no image id at the end of the file name")
             else:
                 image_id = int(stem) if stem.isdigit() else stem
+            if dataset == "coco" and entry.get("filepath") is not None:
+                entry_field(entry, "filepath", str, where)
             if entry.get("image") is not None:
                 if cache is None:
                     raise ConfigError(f"{self.annotations} embeds images: set the loader's cache_dir")

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from mio_eval.errors import ConfigError
+from mio_eval.tasks.loaders._data import data_not_found
 from mio_eval.tasks.loaders.hf import read_hf_table
 from mio_eval.types import Sample, Text
 
@@ -171,9 +172,11 @@ def _hf_row(row: Mapping[str, Any], where: str) -> _Row:
         raise ConfigError(f"{where}: 'choices' must hold 4 options, got {choices!r}")
     if isinstance(answer, str) and answer in LETTERS:  # tolerate letter answers
         answer = LETTERS.index(answer)
-    if not isinstance(answer, int) or not 0 <= answer < 4:
+    if not isinstance(answer, int) or isinstance(answer, bool) or not 0 <= answer < 4:
         raise ConfigError(f"{where}: 'answer' must be an int 0-3, got {answer!r}")
-    return str(row["question"]), tuple(str(c) for c in choices), answer
+    if not isinstance(row.get("question"), str):
+        raise ConfigError(f"{where}: 'question' must be a string, got {type(row.get('question')).__name__}")
+    return row["question"], tuple(str(c) for c in choices), answer
 
 
 class MMLULoader:
@@ -217,8 +220,8 @@ class MMLULoader:
     def _csv(self, split: str) -> dict[str, list[_Row]]:
         folder = _csv_dir(self.root, split)
         if folder is None:
-            raise ConfigError(f"MMLU CSV split {split!r} not found: expected {self.root}/data/{split}/"
-                              f"<subject>_{split}.csv")
+            raise data_not_found(f"MMLU CSV split {split!r}", self.root, key="root",
+                                 expected=f"<root>/data/{split}/<subject>_{split}.csv")
         suffix = f"_{split}.csv"
         found = {p.name[: -len(suffix)]: p for p in folder.glob(f"*{suffix}")}
         return {subject: _read_csv(path) for subject, path in found.items()
@@ -227,8 +230,8 @@ class MMLULoader:
     def _hf(self, split: str) -> dict[str, list[_Row]]:
         root = self.root
         if not root.exists():
-            raise ConfigError(f"MMLU data not found: {root} (expected {root}/data/{split}/<subject>_{split}.csv "
-                              "or a cais/mmlu copy)")
+            raise data_not_found("MMLU data", root, key="root",
+                                 expected=f"<root>/data/{split}/<subject>_{split}.csv or a cais/mmlu copy")
         wanted = list(self.subjects or SUBJECTS)
         by_subject: dict[str, list[_Row]] = {}
         per_subject = [s for s in wanted if (root / s).is_dir()]

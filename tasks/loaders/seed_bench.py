@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from mio_eval.errors import ConfigError, MediaError
+from mio_eval.tasks.loaders._data import data_not_found, entry_field, entry_id, malformed_entry
 from mio_eval.tasks.loaders._images import (IMAGE_SUFFIXES, check_files, check_size, hf_cache_dir,
                                             materialize_image, read_json)
 from mio_eval.tasks.loaders.hf import read_hf_table
@@ -119,7 +120,7 @@ def extract_frames(path: str | Path, n: int, *, start_s: float | None = None, en
 def _sample(q: Mapping[str, Any], parts: Sequence[Part], names: Mapping[int, str], **metadata: Any) -> Sample:
     answer = str(q["answer"]).strip().upper()
     if answer not in _LETTERS:
-        raise ConfigError(f"SEED-Bench question {q.get('question_id')}: answer {q['answer']!r} is not A-D")
+        raise ConfigError(f"SEED-Bench question_id {q.get('question_id')}: answer {q['answer']!r} is not A-D")
     dim = int(q["question_type_id"])
     return Sample(
         id=str(q["question_id"]), parts=tuple(parts),
@@ -209,7 +210,7 @@ class SEEDBenchLoader:
     # -- loading --
 
     def __call__(self) -> list[Sample]:
-        data = read_json(self.annotations, "SEED-Bench questions file")
+        data = read_json(self.annotations, "SEED-Bench questions file", key="annotations")
         questions = data.get("questions") if isinstance(data, dict) else data
         if not isinstance(questions, list):
             raise ConfigError(f"{self.annotations} is not SEED-Bench.json (no 'questions' list)")
@@ -217,18 +218,27 @@ class SEEDBenchLoader:
         if isinstance(data, dict) and isinstance(data.get("question_type"), dict):
             names.update({int(v): str(k) for k, v in data["question_type"].items()})
         wanted = set(self.dimensions)
-        questions = [q for q in questions if int(q.get("question_type_id", 0)) in wanted]
+        chosen = [(n, q) for n, q in enumerate(questions)
+                  if entry_id(q, "question_type_id", f"{self.annotations} question #{n}") in wanted]
         if self.max_samples is not None:
-            questions = questions[: self.max_samples]
-        if not questions:
+            chosen = chosen[: self.max_samples]
+        if not chosen:
             raise ConfigError(f"no SEED-Bench questions of dimensions {sorted(wanted)} in {self.annotations}")
         samples = []
-        for q in questions:
-            if int(q["question_type_id"]) <= 9:
-                parts, extra = [Image(str(self._image(str(q["data_id"]))))], {}
-            else:
-                parts, extra = self._video_parts(q)
-            samples.append(_sample(q, parts, names, **extra))
+        for n, q in chosen:
+            where = f"{self.annotations} question #{n}"
+            qid = entry_field(q, "question_id", (int, str), where)
+            where = f"{where} (question_id {qid})"
+            for key in ("question", "data_id", "answer"):
+                entry_field(q, key, str, where)
+            for key in (f"choice_{c}" for c in "abcd"):  # str(); a count may be stored as a number
+                entry_field(q, key, (str, int, float), where)
+            with malformed_entry(where):
+                if int(q["question_type_id"]) <= 9:
+                    parts, extra = [Image(str(self._image(str(q["data_id"]))))], {}
+                else:
+                    parts, extra = self._video_parts(q)
+                samples.append(_sample(q, parts, names, **extra))
         if self.require_images:
             check_files((p.path for s in samples for p in s.parts if isinstance(p, Image)), "SEED-Bench images")
         check_size(len(samples), self.expected_size, "SEED-Bench", limited=self.max_samples is not None)
@@ -250,6 +260,8 @@ class HFSEEDBenchLoader:
         self.expected_size = expected_size or (SEED_SIZES.get(part) if part else None)
 
     def __call__(self) -> list[Sample]:
+        if not self.path.exists():
+            raise data_not_found("SEED-Bench HF copy", self.path, key="path")
         rows = read_hf_table(self.path, self.split, undecoded=["image"])
         wanted = set(self.dimensions)
         rows = [r for r in rows if int(r.get("question_type_id") or 0) in wanted]
@@ -260,9 +272,10 @@ class HFSEEDBenchLoader:
         cache = hf_cache_dir(self.cache_dir, self.path, self.split)
         base = self.path if self.path.is_dir() else self.path.parent
         samples = []
-        for row in rows:
-            cells = row["image"] if isinstance(row["image"], list) else [row["image"]]
-            parts = [Image(str(materialize_image(c, base=base, cache_dir=cache))) for c in cells]
-            samples.append(_sample(row, parts, SEED_DIMENSIONS))
+        for n, row in enumerate(rows):
+            with malformed_entry(f"{self.path} row #{n} (question_id {row.get('question_id')})"):
+                cells = row["image"] if isinstance(row["image"], list) else [row["image"]]
+                parts = [Image(str(materialize_image(c, base=base, cache_dir=cache))) for c in cells]
+                samples.append(_sample(row, parts, SEED_DIMENSIONS))
         check_size(len(samples), self.expected_size, "SEED-Bench (HF)", limited=self.max_samples is not None)
         return samples

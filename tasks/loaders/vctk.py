@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Sequence
 
 from mio_eval.errors import ConfigError
+from mio_eval.tasks.loaders._data import data_not_found
 from mio_eval.types import Sample, Text
 
 __all__ = ["VCTKLoader"]
@@ -44,7 +45,7 @@ class VCTKLoader:
     def __call__(self) -> list[Sample]:
         txt_root = self.root / "txt"
         if not txt_root.is_dir():
-            raise ConfigError(f"VCTK transcripts not found: {txt_root} is not a directory")
+            raise data_not_found("VCTK transcripts", txt_root, key="root", expected="<root>/txt/<speaker>/*.txt")
         speaker_dirs = sorted(p for p in txt_root.iterdir() if p.is_dir())
         if self.speakers is not None:
             known = {p.name for p in speaker_dirs}

@@ -201,6 +201,8 @@ class VideoQALoader:
             return rows
         cols = self.columns
         wanted = [c for c in (cols["question"], cols["answer"], cols["video"], cols["id"]) if c]
+        if not self.annotations.exists():
+            raise data_not_found(f"{self.dataset} QA data", self.annotations, key="annotations")
         table = read_hf_table(self.annotations, self.split, columns=wanted, undecoded=[cols["video"]])
         base = self.annotations if self.annotations.is_dir() else self.annotations.parent
         cache = (self.cache_dir or base) / "videos"
