@@ -183,9 +183,7 @@ metric_list:
 def lmms_eval(repeats: int, mio_startup_s: float | None) -> dict[str, float] | None:
     if importlib.util.find_spec("lmms_eval") is None:
         print("(c) lmms-eval: NOT INSTALLED in this environment (kept out of the core env on purpose), so NOT "
-              "measured here.\n    For reference only, not measured here: /work/shared/reference/install.md "
-              "reports ~14 s for `python -m lmms_eval --model dummy` on a local JSONL task (lmms-eval 0.7.3, "
-              "2 cores, CPU).")
+              "measured here; `pip install lmms-eval` and rerun to measure it.")
         return None
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "items.jsonl"

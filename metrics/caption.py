@@ -1,6 +1,6 @@
 """COCO captioning metrics: CIDEr-D exactly as pycocoevalcap 1.2 computes it, without its slow paths.
 
-Pipeline (``COCOEvalCap.evaluate``, reference/metrics.md section 1): PTB-tokenise references and
+Pipeline (``COCOEvalCap.evaluate``, salaniz/pycocoevalcap @ ad63453 ``eval.py``): PTB-tokenise references and
 hypotheses with the Stanford jar that ships inside pycocoevalcap, drop punctuation tokens, then
 CIDEr-D with document frequencies taken from the *references of the whole evaluated split*
 (``ref_len = ln(N images)``), so scoring a subset or averaging batches changes the number.
@@ -271,8 +271,8 @@ def cider(
     passed, so pass the whole split at once. ``tokenize=True`` runs the PTB tokenizer on both
     sides in one JVM; ``False`` takes already-tokenised strings split on whitespace.
 
-    Hand check (metrics.md section 1): idf = ln 2 everywhere; cosines 0.7746, 0.7071, 0.5774, 0;
-    penalty exp(-4/72) -> image 1 scores 4.8695, image 2 (identical) 10.
+    Hand check (worked by hand from pycocoevalcap's ``cider/cider_scorer.py``): idf = ln 2
+    everywhere; cosines 0.7746, 0.7071, 0.5774, 0; penalty exp(-4/72) -> image 1 scores 4.8695, image 2 (identical) 10.
 
     >>> round(cider({1: ["x y z w v"], 2: ["p q r s t"]}, {1: "x y z", 2: "p q r s t"}, tokenize=False), 4)
     7.4347

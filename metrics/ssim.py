@@ -1,7 +1,7 @@
 """SSIM of a generated image against its ground truth (MIO Table 13), via scikit-image.
 
 ``skimage.metrics.structural_similarity`` leaves several choices to the caller and the MIO paper
-does not state them (metrics.md §5: UNVERIFIED). They are pinned here and recorded with every
+does not state them (arXiv 2409.17692: UNVERIFIED). They are pinned here and recorded with every
 result (:func:`ssim_settings`):
 
 * **resize**: the generated image is resized to the reference size with PIL bilinear
@@ -14,7 +14,7 @@ result (:func:`ssim_settings`):
   covariance, K1 0.01, K2 0.03); ``variant="wang2004"`` is the paper's Gaussian window
   (``gaussian_weights=True, sigma=1.5, use_sample_covariance=False``).
 
-Vectors (metrics.md §5, skimage 0.26): with ``a = (arange(64*64).reshape(64, 64) % 256)`` as uint8
+Vectors (computed with scikit-image 0.26): with ``a = (arange(64*64).reshape(64, 64) % 256)`` as uint8
 and ``b = a`` with ``b[::2, ::2] = 255 - b[::2, ::2]``:
 
 >>> import numpy as np

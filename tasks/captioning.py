@@ -1,6 +1,6 @@
 """Image captioning: the model describes each image; CIDEr-D over the whole split.
 
-Scoring follows ``COCOEvalCap`` (reference/metrics.md section 1): every scored image's raw
+Scoring follows ``COCOEvalCap`` (salaniz/pycocoevalcap @ ad63453 ``eval.py``): every scored image's raw
 references and the one generated caption are PTB-tokenised by pycocoevalcap's jar, and CIDEr-D's
 document frequencies come from the references of *all* scored images, so the number depends on
 the whole split and is computed once (never averaged over batches). ``full_scores: true`` adds

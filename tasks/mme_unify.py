@@ -19,8 +19,8 @@ Three task classes, one per family (datasets differ only in the loader's ``subta
   ground truth is nearest); text / image / combined accuracy. VCoT: one request per maze step,
   action / location / image accuracy (image = nearest of the item's step images is this step's).
 
-**Normalisation (UNVERIFIED, chosen here; metrics.md §10).** The paper's mapping of PSNR / LPIPS /
-CLIP to 0-100 and which unify accuracy enters Unify-S are not published in code. Variant
+**Normalisation (UNVERIFIED, chosen here: aba122/MME-Unify @ 0956091 publishes none).** The paper's
+mapping of PSNR / LPIPS / CLIP to 0-100 and which unify accuracy enters Unify-S are not published in code. Variant
 ``mio_eval_v1`` (recorded on every ``score/*`` result): PSNR -> ``2 * min(PSNR, 50)``, LPIPS ->
 ``100 * (1 - LPIPS)`` clipped to [0, 100], CLIP-I / CLIP-T -> the x100 number; a subtask score is
 the mean of its mapped metrics; a video subtask's is the reference's mapped FVD mean. A unify

@@ -6,7 +6,9 @@ local HF copies) wrapped by :class:`CaptionToImageSamples`, which turns each ima
 references into one text-to-image sample: the prompt is **one** of the image's captions and the
 target is the image. Which caption (``caption="first"`` by default, ``"index"`` with
 ``caption_index``, or ``"random"`` seeded per image) and which images form the split are both
-UNVERIFIED for MIO / SEED-LLaMA / GILL (metrics.md §4), so both are recorded: the caption index
+UNVERIFIED for MIO / SEED-LLaMA / GILL (none of their papers or repositories states them; GILL's
+``evals/compute_clip_similarity_vist.py``, kohjingyu/gill @ 4600b71, covers VIST only), so both
+are recorded: the caption index
 and text on every per-sample row, and the whole split as ``<run dir>/t2i_split.json`` with its
 SHA-256 in ``metrics.json`` (``scoring.split_sha256``).
 

@@ -1,7 +1,8 @@
 """Open-ended video QA (MSVD-QA, MSRVTT-QA; MIO Table 6): exact-match top-1 accuracy.
 
 MIO's Table 6 and the baselines it copies (Flamingo, BLIP-2, InstructBLIP, Emu, SEED-LLaMA) report
-the classic exact-match accuracy, not the Video-ChatGPT GPT judge (metrics.md §7). The exact
+the classic exact-match accuracy, not the Video-ChatGPT GPT judge (MIO paper, arXiv 2409.17692,
+Table 6, copies the baselines' published exact-match numbers, e.g. BLIP-2 33.7 / 16.2). The exact
 normalisation is UNVERIFIED; two variants are reported side by side, both with the official VQA
 rules (``processPunctuation`` + ``processDigitArticle``, :func:`mio_eval.metrics.vqa.vqa_normalize`
 ``variant="vqa2016"``, as LAVIS copies them):

@@ -1,8 +1,8 @@
 """MIO (MIO-7B-Instruct / MIO-7B-Base) from a local checkpoint directory: text, images, video
 frames and speech in; text, images and speech out; continuations scored.
 
-What is MIO's own behaviour (MIO-Team/MIO @ 6c0b5e6, ``infer.py`` and ``tokenization_mio.py``;
-summarised in reference/mio_inference.md) and what is ours:
+What is MIO's own behaviour (https://github.com/MIO-Team/MIO @ 6c0b5e6, ``infer.py`` and
+``tokenization_mio.py``) and what is ours:
 
 * LLM: ``AutoModelForCausalLM.from_pretrained(path)`` and MIO's slow ``LlamaTokenizer``. dtype
   and device are settings (MIO: fp16 everywhere; fp32 is the CPU default here).
@@ -16,17 +16,20 @@ summarised in reference/mio_inference.md) and what is ours:
 * Ids are looked up in the tokenizer, never hard-coded. Instruct stops at ``<|im_end|>`` (MIO's
   hard-coded 7), Base at the tokenizer's EOS. The prompt string already starts with the BOS string
   and is encoded with ``add_special_tokens=False``, so there is exactly one BOS even when the
-  tokenizer adds one by default (MIO would then have two: pitfall 9).
+  tokenizer adds one by default (MIO would then have two: it adds the BOS string by hand and
+  encodes with ``add_special_tokens=True``, ``tokenization_mio.py``).
 * A prompt longer than the model's context is that sample's error (MIO truncates on the right,
-  losing the assistant starter: pitfall 8); ``max_new_tokens`` is capped to what the context
-  leaves (counted in provenance).
+  losing the assistant starter: ``truncation_side="right"`` in ``tokenization_mio.py``);
+  ``max_new_tokens`` is capped to what the context leaves (counted in provenance).
 * Batched LEFT-padded ``generate``; only the new ids are parsed (MIO decodes prompt + output and
-  splits strings: pitfall 7), with the tag a Base prompt ended with put back in front (pitfall 6).
+  splits the string on ``"<|im_start|>assistant\\n"``), with the tag a Base prompt ended with put back
+  in front (MIO's Base TTS / video prompts end with ``<spch>`` / ``<image>``, ``infer.py``).
 * Output parsing works on ids (``split_blocks``): an image block must hold exactly 32 codes, a
   speech block content + three timbre runs of equal length. Irregular blocks are repaired by a
-  named policy or are an invalid output, never an exception (pitfalls 4, 5); see
-  ``parse_speech`` / ``parse_image``. Modality tokens in a text answer are stripped and counted
-  (pitfall 14). Repairs and counts are in ``provenance()["outputs"]`` (this process's samples).
+  named policy or are an invalid output, never an exception (MIO's ``detokenize`` raises on them);
+  see ``parse_speech`` / ``parse_image``. Modality tokens in a text answer are stripped and counted
+  (the Instruct model drifts into modality tokens on text tasks). Repairs and counts are in
+  ``provenance()["outputs"]`` (this process's samples).
 * Decoding settings come from ``Request.generation`` (the tasks hold MIO's per-modality values:
   text 5 beams; speech sampling top-p 0.7...). As in MIO, ``top_k=0`` when sampling;
   ``length_penalty`` is passed when given.
@@ -147,7 +150,7 @@ def _layout(parts: Sequence[Any], video_frames: int) -> tuple[str, str, str, lis
 
 def mio_prompt(request: Request, *, variant: str, bos: str = DEFAULT_BOS,
                video_frames: int = DEFAULT_VIDEO_FRAMES) -> MIOPrompt:
-    """MIO's prompt for ``request`` (MIO ``infer.py``; reference section 3.2).
+    """MIO's prompt for ``request`` (MIO-Team/MIO @ 6c0b5e6 ``infer.py``, the per-task prompts).
 
     ``{text}`` = the request's text parts joined, ``{media}`` = its media placeholders joined,
     ``{parts}`` = everything in the request's order. Rows marked * apply only when the request
@@ -326,7 +329,8 @@ def parse_speech(codes: Sequence[int], *, terminated: bool = True, policy: str =
 
 def parse_image(codes: Sequence[int], *, terminated: bool = True, policy: str = "repair") -> Parsed:
     """An image block must hold exactly 32 codes (SEED's 32 queries; MIO crashes otherwise:
-    pitfall 4). Repairs under ``repair``: ``truncate_to_32`` (more codes), ``unterminated``.
+    its ``pos_embed_image`` has 32 rows, SEED ``qformer_quantizer.py``). Repairs under ``repair``:
+    ``truncate_to_32`` (more codes), ``unterminated``.
     Fewer than 32 codes is an error (padding would invent content)."""
     if policy not in SPEECH_POLICIES:
         raise ConfigError(f"image policy must be one of {', '.join(SPEECH_POLICIES)}, got {policy!r}")
@@ -446,7 +450,7 @@ class MIOAdapter:
         self._digest = weights_digest(self.path)
 
     def _speech_codec(self):
-        if self._speech is None:  # loaded on first use only (pitfall 2)
+        if self._speech is None:  # loaded on first use only (MIO loads every codec up front)
             from mio_eval.models.mio_codecs import SPEECH_DIR, SpeechTokenizerCodec
 
             self._speech = SpeechTokenizerCodec(self.path / SPEECH_DIR, device=self.device)
@@ -571,7 +575,7 @@ class MIOAdapter:
                                       attention_mask=mask.to(self.model.device), pad_token_id=pad,
                                       eos_token_id=self.stop_id, **kwargs)
         results = []
-        for row in out[:, width:].tolist():  # only the new ids (pitfall 7)
+        for row in out[:, width:].tolist():  # only the new ids (not MIO's string split of prompt + output)
             end = next((k for k, t in enumerate(row) if t == self.stop_id), None)
             results.append(row if end is None else row[:end + 1])
         return results
@@ -579,7 +583,7 @@ class MIOAdapter:
     def _answer(self, request: Request, job: _Job, new_ids: list[int], settings: Decoding, media_dir: Path) -> Output:
         ids = [t for t in new_ids if t != self.stop_id]
         tokens = self.tokenizer.convert_ids_to_tokens(ids)
-        if job.prompt.opened:  # the Base prompt opened the block (pitfall 6)
+        if job.prompt.opened:  # the Base prompt opened the block (it ended with <spch> / <image>)
             tokens = [job.prompt.opened, *tokens]
         text_at, blocks, stray = split_blocks(tokens)
         wanted = {request.output_modality}

@@ -23,9 +23,10 @@
     ``ImageCodecError`` with that one-line reason -- image requests fail per sample while text and
     speech tasks on the same checkpoint run.
 
-Decoders load lazily (MIO loads the SD-unCLIP decoder even for text tasks: reference section 7,
-pitfall 2); the diffusion latents are drawn once from a seeded generator (pitfall 16: MIO draws
-them unseeded, so its images differ between processes).
+Decoders load lazily (MIO loads the SD-unCLIP decoder even for text tasks: ``MIOTokenizer`` in
+``tokenization_mio.py``, MIO-Team/MIO @ 6c0b5e6); the diffusion latents are drawn once from a
+seeded generator (MIO draws them unseeded in ``seed_llama_tokenizer.py``, so its images differ
+between processes).
 """
 
 from __future__ import annotations
@@ -154,7 +155,7 @@ class SpeechTokenizerCodec:
         import torch
 
         samples = np.asarray(samples, dtype=np.float32)
-        if samples.ndim != 1:  # SEANet has one input channel (pitfall 12: stereo crashes it)
+        if samples.ndim != 1:  # SEANet has one input channel (stereo input crashes it)
             raise MediaError(f"speech codec needs mono audio, got shape {samples.shape}")
         if len(samples) < self.hop:
             raise MediaError(f"audio too short for one speech frame ({len(samples)} samples < {self.hop})")
@@ -219,7 +220,7 @@ def _tiny_seed_class():
 
         def image_embedding(self, codes: "torch.Tensor") -> "torch.Tensor":
             """LongTensor [1, 32] -> [1, embed_dim] (the unCLIP image embedding)."""
-            if codes.shape[-1] != self.n_codes:  # SEED's fixed 32-row position table (pitfall 4)
+            if codes.shape[-1] != self.n_codes:  # SEED's fixed 32-row position table (qformer_quantizer.py)
                 raise ImageCodecError(f"need exactly {self.n_codes} image codes, got {codes.shape[-1]}")
             return self.to_embedding(self.decode_mlp(self.codebook(codes)).flatten(1))
 

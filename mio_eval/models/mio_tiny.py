@@ -1,7 +1,8 @@
 """Build a tiny RANDOM MIO-like checkpoint for CPU tests: ``python -m mio_eval.models.mio_tiny OUT_DIR``.
 
-It has the directory layout the real MIO-7B checkpoints are loaded from (reference
-mio_inference.md sections 2.3 and 6), so the adapter runs exactly the same loading and
+It has the directory layout the real MIO-7B checkpoints are loaded from (as MIO-Team/MIO @ 6c0b5e6
+``tokenization_mio.py`` and ``infer.py`` load them: the LLM and slow ``LlamaTokenizer`` at the
+root, ``seed-tokenizer-2/``, ``SpeechTokenizer/``), so the adapter runs exactly the same loading and
 inference code on it::
 
     OUT_DIR/  config.json model.safetensors generation_config.json     2-layer LlamaForCausalLM
@@ -41,7 +42,7 @@ from pathlib import Path
 __all__ = ["build_tiny_mio", "script_tokens", "TINY_SPEECH_CONFIG", "SPECIAL_PIECES", "SCRIPT_TEXT", "SCRIPT_FRAMES"]
 
 # Yi's user-defined pieces after <unk>, BOS, EOS; the names at ids 3-5 and 8 are a guess
-# (reference 6.1), what matters is <|im_start|>=6 and <|im_end|>=7 as in MIO's infer.py.
+# (the Yi tokenizer itself is not read here), what matters is <|im_start|>=6 and <|im_end|>=7 as in MIO's infer.py.
 SPECIAL_PIECES = ["<|Human|>", "<|Assistant|>", "<|System|>", "<|im_start|>", "<|im_end|>", "<|im_sep|>"]
 TINY_SPEECH_CONFIG = {
     "n_filters": 8, "strides": [8, 5, 4, 2], "dimension": 32, "semantic_dimension": 16, "bidirectional": True,

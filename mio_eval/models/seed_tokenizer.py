@@ -3,8 +3,11 @@ released ``seed_quantizer.pt`` and ``eva_vit_g.pth`` offline, on current transfo
 
 MIO turns an image into 32 codes of an 8192-entry codebook and back with SEED-LLaMA's tokenizer
 (``AILab-CVC/SEED`` ``models/seed_qformer/*``, vendored in ``MIO-Team/MIO`` ``image_tokenizer/``).
-That code downloads ``bert-base-uncased`` and ``eva_vit_g.pth`` at construction and imports helpers
-removed from ``transformers.modeling_utils`` (reference mio_inference.md 2.3, 5.2), so it cannot run
+That code downloads ``bert-base-uncased`` and ``eva_vit_g.pth`` at construction
+(``seed_qformer/blip2.py`` ``init_tokenizer`` / ``init_Qformer``, ``seed_qformer/eva_vit.py``
+``create_eva_vit_g``; AILab-CVC/SEED @ 93b3cf4) and ``seed_qformer/qformer_causual.py`` imports
+``apply_chunking_to_forward``, ``find_pruneable_heads_and_indices`` and ``prune_linear_layer`` from
+``transformers.modeling_utils``, where transformers 4.57 no longer has them, so it cannot run
 here. This module rebuilds the same network, with the same module and parameter names, so the real
 state dicts load into it; nothing of the original code is imported.
 
@@ -30,7 +33,7 @@ codebook rows -> ``decode_task_layer`` (32 -> 32 -> tanh -> 768) -> ``+ pos_embe
 blocks (``blocks_image``, 12 heads) -> ``image_down`` (768 -> 256 -> 128 -> 32, ReLU, no bias) ->
 flatten ``32 x 32`` -> ``distill_image_proj`` -> the 1024-d unCLIP image embedding -> diffusers'
 ``StableUnCLIPImg2ImgPipeline`` (``noise_level=0``, ``guidance_scale=10``, 20 steps, latents drawn once
-from a seeded generator; MIO draws them unseeded, pitfall 16). ``pos_embed`` and ``blocks`` (SEED's
+from a seeded generator; MIO draws them unseeded in ``seed_llama_tokenizer.py``). ``pos_embed`` and ``blocks`` (SEED's
 training-time reconstruction head) are unused at inference but are in the checkpoint, so they are here.
 
 Weights (``load_seed_tokenizer``), read with ``torch.load(weights_only=True)`` or from a
@@ -465,7 +468,7 @@ def _classes():
         def image_embedding(self, ids):
             """LongTensor [B, 32] -> the unCLIP image embedding [B, image_features_dim]."""
             n = self.config.num_query_tokens
-            if ids.shape[-1] != n:  # the fixed 32-row position table (pitfall 4)
+            if ids.shape[-1] != n:  # the fixed 32-row position table (SEED qformer_quantizer.py)
                 raise ValueError(f"need exactly {n} image codes, got {ids.shape[-1]}")
             with torch.no_grad():
                 x = self.decode_task_layer(self.quantize.embedding(ids))
