@@ -1,4 +1,5 @@
-"""COCO caption metrics: the vectors of metrics.md section 1 and agreement with pycocoevalcap itself.
+"""COCO caption metrics: vectors computed with pycocoevalcap 1.2 (salaniz/pycocoevalcap @ ad63453)
+and agreement with pycocoevalcap itself.
 
 JVM start-ups dominate the run time, so the reference pipeline (pycocoevalcap's PTBTokenizer on
 references, then on hypotheses) runs once per module and METEOR's JVM is shared.
@@ -22,7 +23,7 @@ from mio_eval.errors import ConfigError
 from mio_eval.metrics.base import MetricResult
 from mio_eval.metrics.caption import CiderD, cider, cider_per_image, coco_caption_scores, ptb_tokenize
 
-# metrics.md section 1, "Verified tokenizer behaviour" (pycocoevalcap 1.2 jar under Java 17).
+# PTB tokenizer behaviour verified with the pycocoevalcap 1.2 jar under Java 17.
 PTB_VECTORS = [
     ("A man's dog isn't on the grey/white sofa.", "a man 's dog is n't on the grey/white sofa"),
     ("The colour of the (red) car; it's 3.5 ft long... wow!",
@@ -37,7 +38,7 @@ PTB_VECTORS = [
     ("", ""),
 ]
 
-# metrics.md section 1, "Verified CIDEr vectors" (reference CiderScorer on tokenised strings).
+# CIDEr vectors verified with pycocoevalcap's CiderScorer on tokenised strings.
 CIDER_VECTORS = [
     ({1: ["a b c d e"], 2: ["f g h i j"]}, {1: "a b c d e", 2: "f g h i j"}, 10.0, [10.0, 10.0]),
     ({1: ["x y z w v"], 2: ["p q r s t"]}, {1: "x y z", 2: "p q r s t"}, 7.434726703825023, [4.86945341, 10.0]),

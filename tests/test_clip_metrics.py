@@ -1,4 +1,5 @@
-"""CLIP-I / CLIP-T (metrics.md §4): cosine vectors on fixed embeddings, the PIL+numpy preprocessing
+"""CLIP-I / CLIP-T (GILL ``evals/compute_clip_similarity_vist.py``, kohjingyu/gill @ 4600b71): cosine
+vectors on fixed embeddings, the PIL+numpy preprocessing
 against open_clip's torchvision transform and transformers' CLIPImageProcessor, and tiny random
 CLIP models built offline and loaded through each backend's real loading code."""
 
@@ -56,7 +57,7 @@ class FixedEncoder:
         return {"backend": "fixed"}
 
 
-# --- vectors (metrics.md §4) ---------------------------------------------------------------------
+# --- vectors (GILL's cosine) ---------------------------------------------------------------------
 
 
 def test_cosine_vectors_on_fixed_embeddings():

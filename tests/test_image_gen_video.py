@@ -1,4 +1,5 @@
-"""Image generation and video suite (issue #5): metrics.md §4-§5 and §7 vectors, loaders on fixtures
+"""Image generation and video suite (issue #5): SSIM (scikit-image), CLIP (GILL
+``evals/compute_clip_similarity_vist.py``, kohjingyu/gill @ 4600b71) and exact-match vectors, loaders on fixtures
 written in each dataset's exact format, a tiny random Stable Diffusion pipeline and a tiny random
 SigLIP built offline and loaded through the real code, and end-to-end runs through ``mio_eval.run``
 for text-to-image, video QA, video generation and visual storytelling."""
@@ -31,7 +32,7 @@ from test_clip_metrics import tiny_hf_clip, tiny_open_clip  # noqa: F401 - share
 COLORS = [(230, 30, 30), (30, 200, 40), (40, 60, 220), (240, 220, 30), (200, 40, 200), (20, 210, 210)]
 
 
-# --- vectors: SSIM (metrics.md §5) ------------------------------------------------------------------
+# --- vectors: SSIM (scikit-image 0.26) ------------------------------------------------------------------
 
 def _ab():
     a = (np.arange(64 * 64).reshape(64, 64) % 256).astype(np.uint8)
@@ -74,7 +75,7 @@ def test_ssim_resize_color_settings_and_shell():
     assert result.extra["settings"]["variant"] == "wang2004" and SSIM().compute().value is None
 
 
-# --- vectors: CLIP (metrics.md §4) and exact match (§7) ---------------------------------------------
+# --- vectors: CLIP (GILL) and exact match (VQA rules) ---------------------------------------------
 
 class FixedEncoder:
     model_id = "fixed"

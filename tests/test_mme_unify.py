@@ -1,4 +1,4 @@
-"""MME-Unify (metrics.md §10): the FVD mapping and its all-equal quirk, the MME-U mean, PSNR / LPIPS /
+"""MME-Unify (aba122/MME-Unify @ 0956091): the FVD mapping and its all-equal quirk, the MME-U mean, PSNR / LPIPS /
 ResNet-50 distance on fixed inputs, loaders on fixtures written in the repo's exact JSON layout,
 and each family end to end with an oracle adapter (ground-truth answers and media) and tiny random
 CLIP / AlexNet / ResNet-50 weights loaded through the real loading code."""
@@ -42,7 +42,7 @@ COLORS = [(230, 30, 30), (30, 200, 40), (40, 60, 220), (240, 220, 30), (200, 40,
 
 def test_fvd_mapping_vectors():
     assert fvd_to_score(1) == 100.0 and fvd_to_score(500.5) == 50.0 and fvd_to_score(1000) == 0.0
-    # metrics.md lists 1500 -> -50.0; the formula gives -50.05005... (unclipped either way)
+    # a rounded table would say 1500 -> -50.0; the formula gives -50.05005... (unclipped either way)
     assert fvd_to_score(1500) == pytest.approx(-50.05005005)
 
 

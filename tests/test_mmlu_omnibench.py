@@ -1,4 +1,5 @@
-"""MMLU and OmniBench: the vectors of reference/metrics.md §8-§9, each loader on fixtures written
+"""MMLU and OmniBench: vectors from hendrycks/test ``evaluate.py`` and
+multimodal-art-projection/OmniBench, each loader on fixtures written
 in its exact on-disk format, MMLU end to end on a tiny random causal LM (log-likelihood checked
 against a direct forward pass) and with the dummy adapter (generation scoring), OmniBench end to
 end with the dummy adapter in its four settings."""
@@ -87,7 +88,7 @@ def _write_parquet(path, rows):
     pq.write_table(pa.Table.from_pylist(rows), path)
 
 
-# --- MMLU vectors (metrics.md §8) -----------------------------------------------------------
+# --- MMLU vectors (hendrycks/test, lm-eval mmlu) -----------------------------------------------------------
 
 def test_prompt_block_vector():
     q, *choices, answer = VECTOR_ROW

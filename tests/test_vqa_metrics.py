@@ -1,4 +1,5 @@
-"""VQA accuracy: the vectors of reference/metrics.md §2, and every variant against a plain
+"""VQA accuracy: vectors checked against the official evaluator (GT-Vision-Lab/VQA
+``PythonEvaluationTools/vqaEvaluation/vqaEval.py``), and every variant against a plain
 re-implementation of its reference scorer (written here from the reference algorithm) on seeded
 random data. The vectors were also checked once against the unmodified references
 (GT-Vision-Lab/VQA vqaEval.py @458a8b2 and @a013f00, lmms-eval @75571cf vqav2/ok_vqa/vizwiz utils.py).
@@ -165,7 +166,7 @@ def random_dataset(seed, n):
     return predictions, answers_lists
 
 
-# --- metrics.md §2 vectors --------------------------------------------------------------------------
+# --- vectors of the official VQA evaluator --------------------------------------------------------------------------
 
 NORMALISATION = [  # input, after punctuation, final (official 2021 code)
     ("Yes.", "Yes", "yes"),

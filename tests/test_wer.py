@@ -1,4 +1,5 @@
-"""WER: the vectors of metrics.md section 6, agreement with jiwer and openai-whisper, aggregation."""
+"""WER: normaliser vectors from openai/whisper @ c0d2f62 ``tests/test_normalizer.py``, agreement with
+jiwer and openai-whisper, aggregation."""
 
 import doctest
 import random
@@ -17,7 +18,7 @@ from mio_eval.metrics.wer import WER_MODES, WerCounts, WordErrorRate, wer_counts
 REFS = ["the cat sat on the mat", "hello world"]
 HYPS = ["the cat sat on mat", "hello there world"]
 
-# metrics.md section 6: official openai-whisper tests plus rows verified by running the normaliser.
+# openai/whisper @ c0d2f62 tests/test_normalizer.py plus rows verified by running the normaliser.
 WHISPER_VECTORS = [
     ("Mr. Park visited Assoc. Prof. Kim Jr.", "mister park visited associate professor kim junior"),
     ("Let's", "let us"),
@@ -49,7 +50,7 @@ def _tuple(counts):
     return counts.hits, counts.substitutions, counts.deletions, counts.insertions
 
 
-# --- metrics.md section 6 vectors -------------------------------------------------------------
+# --- normaliser and WER vectors -------------------------------------------------------------
 
 def test_corpus_vs_utterance_mean_reference_vector():
     assert word_error_rate(REFS, HYPS, mode="corpus") == 0.25  # 2 edits / 8 reference words
