@@ -16,25 +16,21 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from mio_eval.errors import MioEvalError
+from mio_eval.samples import REFERENCE_KEYS, media_paths
 
 __all__ = ["validate", "main"]
 
 _SHOWN = 3
 
 
-# Metadata keys that name a file scoring will read (ground-truth image of text-to-image,
-# reference recording for speaker similarity, ...).
-_REFERENCE_KEYS = ("image", "reference_image", "reference_audio", "reference_video", "prompt_audio")
-
-
 def _media(sample) -> dict[str, str]:
-    """``{path: kind}`` (``image`` / ``audio`` / ``video``) of the files a sample makes the run read."""
-    found = {p.path: p.modality.value for p in sample.parts if getattr(p, "path", None)}
-    for key in _REFERENCE_KEYS:
-        value = sample.metadata.get(key)
-        if isinstance(value, str):
-            found.setdefault(value, key.rsplit("_", 1)[-1])
-    return found
+    """``{path: kind}`` (``image`` / ``audio`` / ``video``) of the files a sample makes the run read:
+    the same files as :func:`mio_eval.samples.media_paths` (input parts, and reference files named
+    in metadata), each with the kind its header is checked as."""
+    kinds = {p.path: p.modality.value for p in sample.parts if getattr(p, "path", None)}
+    kinds.update({str(sample.metadata[k]): k.rsplit("_", 1)[-1] for k in REFERENCE_KEYS
+                  if isinstance(sample.metadata.get(k), str) and str(sample.metadata[k]) not in kinds})
+    return {path: kinds.get(path, "file") for path in media_paths(sample)}
 
 
 def _media_paths(sample) -> list[str]:
