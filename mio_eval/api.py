@@ -10,7 +10,7 @@ from typing import Any, Mapping, Sequence
 from mio_eval.config import CONFIG_MODULE, fingerprint, group_choices, register_resolvers, validate_choices
 from mio_eval.errors import ConfigError, MioEvalError
 
-__all__ = ["compose", "execute", "run", "build", "portable"]
+__all__ = ["compose", "execute", "run", "run_suite", "build", "build_task", "build_model", "portable", "data_roots"]
 
 
 def compose(overrides: Sequence[str]):
@@ -157,12 +157,18 @@ def _execute_once(cfg, settings, *, subdir: str | None = None, model: Any = None
         "model": adapter.name,
         "config": {"task": task_cfg, "model": model_cfg, "runner": runner_cfg, "paths": paths_cfg},
     }
+    roots, allow_outside = data_roots(task_cfg, paths_cfg)
+    return evaluate(task, adapter, run_dir=run_dir, settings=settings, fingerprint=print_key, run_info=run_info,
+                    data_roots=roots, allow_outside_data=allow_outside, on_start=on_start)
+
+
+def data_roots(task_cfg: Mapping[str, Any], paths_cfg: Mapping[str, Any]) -> tuple[list[str], bool]:
+    """Where a task's data files may lie (the folders its loader config names, ``paths.data_dir``,
+    ``paths.cache_dir``) and whether ``paths.allow_outside_data`` lifts the confinement."""
     from mio_eval.samples import loader_roots
 
-    data_roots = [*loader_roots(task_cfg.get("loader")), paths_cfg.get("data_dir"), paths_cfg.get("cache_dir")]
-    return evaluate(task, adapter, run_dir=run_dir, settings=settings, fingerprint=print_key, run_info=run_info,
-                    data_roots=[r for r in data_roots if r],
-                    allow_outside_data=bool(paths_cfg.get("allow_outside_data", False)), on_start=on_start)
+    roots = [*loader_roots(task_cfg.get("loader")), paths_cfg.get("data_dir"), paths_cfg.get("cache_dir")]
+    return [str(r) for r in roots if r], bool(paths_cfg.get("allow_outside_data", False))
 
 
 def _path_roots(paths_cfg: Mapping[str, Any]) -> list[tuple[str, str]]:

@@ -136,6 +136,17 @@ def validate(overrides: Sequence[str]) -> tuple[list[str], dict[str, Any]]:
     if missing:
         shown = ", ".join(missing[:_SHOWN])
         problems.append(f"data: {len(missing)} media file(s) missing (e.g. {shown})")
+    from omegaconf import OmegaConf
+
+    from mio_eval.api import data_roots
+    from mio_eval.samples import outside_roots
+
+    roots, allow_outside = data_roots(OmegaConf.to_container(cfg.task, resolve=True),
+                                      OmegaConf.to_container(cfg.paths, resolve=True))
+    outside = [] if allow_outside else outside_roots(list(media), roots)
+    if outside:
+        problems.append(f"data: {len(outside)} media path(s) outside the data root (e.g. {', '.join(outside[:_SHOWN])}); "
+                        "the run refuses them unless paths.allow_outside_data=true")
     unreadable = [(p, why) for p, kind in media.items() if Path(p).exists() and (why := media_problem(p, kind))]
     if unreadable:
         shown = ", ".join(f"{p} ({why})" for p, why in unreadable[:_SHOWN])

@@ -683,6 +683,11 @@ def test_vqav2_testdev_submission_exports_and_validates(data, tmp_path):
 
     run("vqav2_testdev", "dummy", [f"paths.results_dir={tmp_path}", "runner.progress=false",
                                    f"paths.data_dir={data}", "model.response='Two'"])
-    target = export_submission(tmp_path / "dummy" / "vqav2_testdev", "vqav2")
+    from mio_eval.errors import ConfigError
+
+    # The fixture is a few questions of test-dev's 107,394: a server would score the rest as wrong.
+    with pytest.raises(ConfigError, match="not a whole split"):
+        export_submission(tmp_path / "dummy" / "vqav2_testdev", "vqav2")
+    target = export_submission(tmp_path / "dummy" / "vqav2_testdev", "vqav2", force=True)
     rows = json.loads(target.read_text())
     assert rows and validate_submission(rows, "vqav2") == [] and {r["answer"] for r in rows} == {"2"}

@@ -135,3 +135,19 @@ def test_media_header_checks_per_kind(tmp_path):
     truncated = tmp_path / "t.png"
     truncated.write_bytes((tmp_path / "i.png").read_bytes()[:40])
     assert media_problem(str(truncated), "image") is not None
+
+
+def test_media_outside_the_data_root_are_reported(tmp_path):
+    # An annotation whose image path climbs out of the data root ("../../") is what the run refuses.
+    names = ["VizWiz_val_00000000.jpg", "../../../outside/VizWiz_val_00000001.jpg"]
+    data = _vizwiz(tmp_path / "data", names)
+    _image(data / "vizwiz" / "val" / names[0])
+    escaped = (data / "vizwiz" / "val" / names[1]).resolve()
+    escaped.parent.mkdir(parents=True, exist_ok=True)
+    _image(escaped, 1)
+    problems, _ = validate(["task=vizwiz_val", "model=dummy", f"paths.data_dir={data}", "+task.loader.max_samples=2"])
+    assert len(problems) == 1 and problems[0].startswith("data: 1 media path(s) outside the data root (e.g. ")
+    assert "paths.allow_outside_data=true" in problems[0]
+    problems, _ = validate(["task=vizwiz_val", "model=dummy", f"paths.data_dir={data}", "+task.loader.max_samples=2",
+                            "paths.allow_outside_data=true"])
+    assert problems == []
