@@ -39,18 +39,18 @@ def _wer_rows(edits, ref_words):
 
 
 def test_ci_baseline_is_committed_and_passes_against_itself(capsys):
-    run = BASELINES / "espeak" / "tts_demo"
+    run = BASELINES / "flite" / "tts"
     assert (run / "metrics.json").is_file() and (run / "scores.jsonl").is_file()
     assert main(["--baseline", str(run), "--candidate", str(run / "metrics.json"),
                  "--tolerance", str(BASELINES / "tolerance.yaml")]) == 0
     out = capsys.readouterr().out
-    assert "| tts_demo | wer_corpus ↓ |" in out and "REGRESSION" not in out
+    assert "| tts | wer_corpus ↓ |" in out and "REGRESSION" not in out
 
 
 def test_injected_regression_fails_the_ci_baseline(tmp_path, capsys):
     """One more error per utterance in a copy of the CI baseline must fail the gate (exit 1)."""
-    candidate = tmp_path / "espeak" / "tts_demo"
-    shutil.copytree(BASELINES / "espeak" / "tts_demo", candidate)
+    candidate = tmp_path / "flite" / "tts"
+    shutil.copytree(BASELINES / "flite" / "tts", candidate)
     metrics = json.loads((candidate / "metrics.json").read_text())
     rows = [json.loads(line) for line in (candidate / "scores.jsonl").read_text().splitlines()]
     for row in rows:
@@ -60,7 +60,7 @@ def test_injected_regression_fails_the_ci_baseline(tmp_path, capsys):
     metrics["metrics"]["wer_utt_mean"]["value"] = float(np.mean([r["wer"] for r in rows]))
     (candidate / "metrics.json").write_text(json.dumps(metrics))
     (candidate / "scores.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    code = main(["--baseline", str(BASELINES / "espeak" / "tts_demo"), "--candidate", str(candidate),
+    code = main(["--baseline", str(BASELINES / "flite" / "tts"), "--candidate", str(candidate),
                  "--tolerance", str(BASELINES / "tolerance.yaml")])
     captured = capsys.readouterr()
     assert code == 1

@@ -14,12 +14,12 @@ import pytest
 
 from mio_eval.gate import main
 
-BASELINE = Path(__file__).resolve().parents[1] / "results" / "baselines" / "espeak" / "tts_demo"
+BASELINE = Path(__file__).resolve().parents[1] / "results" / "baselines" / "flite" / "tts"
 TOLERANCE = BASELINE.parents[1] / "tolerance.yaml"
 
 
 def _copy(tmp_path):
-    run = tmp_path / "espeak" / "tts_demo"
+    run = tmp_path / "flite" / "tts"
     shutil.copytree(BASELINE, run)
     metrics = json.loads((run / "metrics.json").read_text())
     rows = [json.loads(line) for line in (run / "scores.jsonl").read_text().splitlines()]
