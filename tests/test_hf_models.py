@@ -16,7 +16,8 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
 from mio_eval.errors import ConfigError  # noqa: E402
-from mio_eval.models.hf_lm import HFCausalLM, cut_at_stop, split_trailing_space  # noqa: E402
+from mio_eval.models.hf_base import cut_at_stop, split_trailing_space  # noqa: E402
+from mio_eval.models.hf_lm import HFCausalLM  # noqa: E402
 from mio_eval.models.hf_vlm import HFVisionLM, video_frames  # noqa: E402
 from mio_eval.types import Image, Request, Text, Video  # noqa: E402
 from helpers import char_tokenizer, grey_frames, write_video  # noqa: E402

@@ -1,7 +1,7 @@
 """MIO adapter: MIO's prompts byte for byte, the reference's section-7 pitfalls one by one, output
 parsing and repair policies, and end-to-end runs on the tiny checkpoint (``mio_tiny``).
 
-The tiny checkpoint's LLM is scripted (``mio_tiny._script``): after the chat template's final
+The tiny checkpoint's LLM is scripted (``mio.tiny._script``): after the chat template's final
 newline it answers "MIO says hi", one image block of 32 codes, one speech block of 4 x 25 codes,
 then ``<|im_end|>`` -- whatever the prompt -- so every parsing and decoding path is exercised with
 known token counts. The expected prompt strings below are copied from MIO's ``infer.py`` and
@@ -37,9 +37,9 @@ from mio_eval.models.mio import (  # noqa: E402
     parse_speech,
     split_blocks,
 )
-from mio_eval.models.mio_codecs import ImageCodecError, load_image_codec  # noqa: E402
+from mio_eval.models.mio.codecs import ImageCodecError, load_image_codec  # noqa: E402
 from helpers import grey_frames, write_video  # noqa: E402
-from mio_eval.models.mio_tiny import SCRIPT_FRAMES, SCRIPT_TEXT, build_tiny_mio, script_tokens  # noqa: E402
+from mio_eval.models.mio.tiny import SCRIPT_FRAMES, SCRIPT_TEXT, build_tiny_mio, script_tokens  # noqa: E402
 from mio_eval.types import Audio, Image, Modality, Request, Text, Video  # noqa: E402
 
 BOS = "<|startoftext|>"
