@@ -40,34 +40,12 @@ import numpy as np
 
 from mio_eval.errors import ConfigError, MediaError
 from mio_eval.media import VIDEO_FRAME_MODES, load_audio, load_image, output_path, save_audio, select_video_frames
-from mio_eval.models.hf_base import (
-    Decoding,
-    HFAdapter,
-    SampleError,
-    ScoreRow,
-    config_name_or_path,
-    cut_at_stop,
-    left_pad,
-    score_rows,
-    split_trailing_space,
-)
-from mio_eval.models.mio.blocks import (
-    Block,
-    check_policy,
-    image_block,
-    parse_image,
-    parse_speech,
-    speech_block,
-    split_blocks,
-)
+from mio_eval.models.hf_base import (Decoding, HFAdapter, SampleError, ScoreRow, config_name_or_path, cut_at_stop,
+                                     left_pad, score_rows, split_trailing_space)
+from mio_eval.models.mio.blocks import (Block, check_policy, image_block, parse_image, parse_speech, speech_block,
+                                       split_blocks)
 from mio_eval.models.mio.codecs import SPEECH_DIR, SpeechTokenizerCodec, load_image_codec
-from mio_eval.models.mio.prompts import (
-    DEFAULT_VIDEO_FRAMES,
-    VARIANTS,
-    MIOPrompt,
-    mio_prompt,
-    request_kind,
-)
+from mio_eval.models.mio.prompts import DEFAULT_VIDEO_FRAMES, VARIANTS, MIOPrompt, mio_prompt, request_kind
 from mio_eval.types import Audio, Image, Modality, Output, Request, Video
 
 __all__ = ["MIOAdapter"]
