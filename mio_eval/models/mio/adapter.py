@@ -143,7 +143,7 @@ class MIOAdapter(HFAdapter):
         self._loaded(model, tokenizer)
 
     def _speech_codec(self):
-        if self._speech is None:  # loaded on first use only (pitfall 2)
+        if self._speech is None:  # loaded on first use only (MIO loads every codec up front)
             self._speech = SpeechTokenizerCodec(self.path / SPEECH_DIR, device=self.device)
         return self._speech
 
@@ -258,7 +258,7 @@ class MIOAdapter(HFAdapter):
                                       attention_mask=mask.to(self.model.device), pad_token_id=pad,
                                       eos_token_id=self.stop_id, **kwargs)
         results = []
-        for row in out[:, input_ids.shape[1]:].tolist():  # only the new ids (pitfall 7)
+        for row in out[:, input_ids.shape[1]:].tolist():  # only the new ids (MIO decodes prompt + output)
             end = next((k for k, t in enumerate(row) if t == self.stop_id), None)
             results.append(row if end is None else row[:end + 1])
         return results
@@ -266,7 +266,7 @@ class MIOAdapter(HFAdapter):
     def _answer(self, request: Request, job: _Job, new_ids: list[int], settings: Decoding, media_dir: Path) -> Output:
         ids = [t for t in new_ids if t != self.stop_id]
         tokens = self.tokenizer.convert_ids_to_tokens(ids)
-        if job.prompt.opened:  # the Base prompt opened the block (pitfall 6)
+        if job.prompt.opened:  # the Base prompt opened the block
             tokens = [job.prompt.opened, *tokens]
         text_at, blocks, stray = split_blocks(tokens)
         wanted = {request.output_modality}

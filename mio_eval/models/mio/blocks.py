@@ -3,9 +3,10 @@
 MIO's vocabulary (MIO-Team/MIO @ 6c0b5e6, ``tokenization_mio.py``): an image block is ``<image>``,
 ``<img0..8191>`` codes, ``</image>``; a speech block is ``<spch>``, ``<spch0..4095>`` codes (token
 ``n`` is RVQ layer ``n // 1024``, code ``n % 1024``), ``</spch>``. MIO itself splits decoded
-strings and crashes or drops audio on irregular blocks (pitfalls 4, 5 of its inference notes);
-here ``split_blocks`` works on token strings and ``parse_speech`` / ``parse_image`` either repair a
-block under a named policy or return an error -- never an exception for model output.
+strings and crashes or drops audio on irregular blocks (``infer.py``'s ``check_speech_completeness``;
+SEED's fixed 32-row position table); here ``split_blocks`` works on token strings and
+``parse_speech`` / ``parse_image`` either repair a block under a named policy or return an
+error -- never an exception for model output.
 
 Policies (``POLICIES``): ``repair`` applies the named repairs below and reports them;
 ``strict`` turns any irregularity into an invalid output.
@@ -136,7 +137,7 @@ def parse_speech(codes: Sequence[int], *, terminated: bool = True, policy: str =
 
 def parse_image(codes: Sequence[int], *, terminated: bool = True, policy: str = "repair") -> Parsed:
     """An image block must hold exactly 32 codes (SEED's 32 queries; MIO crashes otherwise:
-    pitfall 4). Repairs under ``repair``: ``truncate_to_32`` (more codes), ``unterminated``.
+    ``infer.py``). Repairs under ``repair``: ``truncate_to_32`` (more codes), ``unterminated``.
     Fewer than 32 codes is an error (padding would invent content)."""
     check_policy("image policy", policy)
     repairs = [] if terminated else ["unterminated"]

@@ -134,7 +134,7 @@ class SpeechTokenizerCodec:
         import torch
 
         samples = np.asarray(samples, dtype=np.float32)
-        if samples.ndim != 1:  # SEANet has one input channel (pitfall 12: stereo crashes it)
+        if samples.ndim != 1:  # SEANet has one input channel (stereo crashes it in MIO)
             raise MediaError(f"speech codec needs mono audio, got shape {samples.shape}")
         if len(samples) < self.hop:
             raise MediaError(f"audio too short for one speech frame ({len(samples)} samples < {self.hop})")

@@ -27,7 +27,7 @@ codebook rows -> ``decode_task_layer`` (32 -> 32 -> tanh -> 768) -> ``+ pos_embe
 blocks (``blocks_image``, 12 heads) -> ``image_down`` (768 -> 256 -> 128 -> 32, ReLU, no bias) ->
 flatten ``32 x 32`` -> ``distill_image_proj`` -> the 1024-d unCLIP image embedding -> diffusers'
 ``StableUnCLIPImg2ImgPipeline`` (``noise_level=0``, ``guidance_scale=10``, 20 steps, latents drawn once
-from a seeded generator; MIO draws them unseeded, pitfall 16). ``pos_embed`` and ``blocks`` (SEED's
+from a seeded generator; MIO draws them unseeded). ``pos_embed`` and ``blocks`` (SEED's
 training-time reconstruction head) are unused at inference but are in the checkpoint, so they are here.
 """
 
@@ -335,7 +335,7 @@ class SeedImageTokenizer(nn.Module):
     def image_embedding(self, ids):
         """LongTensor [B, 32] -> the unCLIP image embedding [B, image_features_dim]."""
         n = self.config.num_query_tokens
-        if ids.shape[-1] != n:  # the fixed 32-row position table (pitfall 4)
+        if ids.shape[-1] != n:  # the fixed 32-row position table
             raise ValueError(f"need exactly {n} image codes, got {ids.shape[-1]}")
         with torch.no_grad():
             x = self.decode_task_layer(self.quantize.embedding(ids))
