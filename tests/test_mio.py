@@ -486,6 +486,20 @@ def test_s2s_end_to_end(tiny_mio, media, tiny_whisper, tmp_path):
     assert set(metrics["metrics"]) == {"answer_accuracy", "wer_corpus", "wer_utt_mean"}
 
 
+def test_package_imports_no_torch_and_the_documented_cli_runs():
+    """``import mio_eval.models.mio`` (and its seed package) loads neither torch nor transformers;
+    ``python -m mio_eval.models.mio_tiny`` (the README's command) still answers."""
+    import sys
+
+    code = ("import sys, mio_eval.models.mio, mio_eval.models.mio.seed, mio_eval.models.mio.codecs; "
+            "print(sorted(m for m in ('torch', 'transformers', 'diffusers') if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert proc.stdout.strip() == "[]"
+    proc = subprocess.run([sys.executable, "-m", "mio_eval.models.mio_tiny", "--help"], capture_output=True,
+                          text=True, check=True)
+    assert "python -m mio_eval.models.mio_tiny" in proc.stdout and "out_dir" in proc.stdout
+
+
 def test_script_tokens_shape(mio):
     tokens = script_tokens(mio.tokenizer)
     assert len(tokens) == N_SCRIPT and tokens[-1] == "<|im_end|>"
