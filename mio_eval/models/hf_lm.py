@@ -57,7 +57,7 @@ class HFCausalLM(HFAdapter):
         max_length: int | None = None,
         add_bos: bool | None = None,
         trust_remote_code: bool = False,
-    ) -> None:
+    ) -> None:  # knobs spelled out (not **kwargs): the signature is the YAML's contract
         super().__init__(path, name=name, dtype=dtype, device=device, max_length=max_length,
                          trust_remote_code=trust_remote_code)
         self.add_bos = add_bos

@@ -1,20 +1,18 @@
-"""Former home of the SEED tokenizer, kept as a re-export for existing imports; new code imports
-``mio_eval.models.mio.seed`` (network, weights, tiny builder) and ``mio_eval.models.mio.codecs``
-(``SeedCodec``). Importing this module imports torch."""
+"""Former home of the SEED tokenizer, kept so that existing ``from mio_eval.models.seed_tokenizer
+import X`` lines keep working: every name resolves in ``mio_eval.models.mio.seed`` (network,
+weights, tiny builder, config), except ``SeedCodec`` (``mio_eval.models.mio.codecs``). New code
+imports those homes directly."""
 
-from mio_eval.models.mio.codecs import SeedCodec
-from mio_eval.models.mio.seed import (
-    EVA_VIT_FILE,
-    SEED_CONFIG_FILE,
-    SEED_QUANTIZER_FILE,
-    TINY_SEED_CONFIG,
-    SeedConfig,
-    seed_transform,
-)
-from mio_eval.models.mio.seed.network import SeedImageTokenizer
-from mio_eval.models.mio.seed.tiny import build_tiny_seed
-from mio_eval.models.mio.seed.weights import load_seed_tokenizer, save_seed_checkpoint
+from typing import Any
 
-__all__ = ["SeedConfig", "TINY_SEED_CONFIG", "SeedImageTokenizer", "SeedCodec", "seed_transform",
-           "load_seed_tokenizer", "save_seed_checkpoint", "build_tiny_seed", "SEED_QUANTIZER_FILE", "EVA_VIT_FILE",
-           "SEED_CONFIG_FILE"]
+from mio_eval.models.mio import seed as _seed
+
+__all__ = list(_seed.__all__) + ["SeedCodec"]  # noqa: F822 - resolved by __getattr__
+
+
+def __getattr__(name: str) -> Any:  # PEP 562: delegate, so the names are written once
+    if name == "SeedCodec":
+        from mio_eval.models.mio.codecs import SeedCodec
+
+        return SeedCodec
+    return getattr(_seed, name)

@@ -83,7 +83,7 @@ class MIOAdapter(HFAdapter):
         speech_policy: str = "repair",
         image_policy: str = "repair",
         image_seed: int = 0,
-    ) -> None:
+    ) -> None:  # knobs spelled out (not **kwargs): the signature is the YAML's contract
         if variant not in VARIANTS:
             raise ConfigError(f"MIO variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
         check_policy("speech_policy", speech_policy)
