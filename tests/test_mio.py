@@ -474,11 +474,15 @@ def test_tts_demo_end_to_end_audio_written_and_judged(tiny_mio, tmp_path):
 
 
 def test_s2s_end_to_end(tiny_mio, media, tiny_whisper, tmp_path):
+    import shutil
+
     data = tmp_path / "data" / "s2s"
     data.mkdir(parents=True)
+    for name in ("speech.wav", "stereo.wav"):  # inside the data root (media outside it are refused)
+        shutil.copy(media / name, data / name)
     (data / "questions.jsonl").write_text(
-        json.dumps({"id": "q1", "audio": str(media / "speech.wav"), "answer": "stew"}) + "\n"
-        + json.dumps({"id": "q2", "audio": str(media / "stereo.wav"), "answer": "four"}) + "\n")
+        json.dumps({"id": "q1", "audio": str(data / "speech.wav"), "answer": "stew"}) + "\n"
+        + json.dumps({"id": "q2", "audio": str(data / "stereo.wav"), "answer": "four"}) + "\n")
     metrics = run("s2s", "mio_tiny", _overrides(
         tiny_mio, tmp_path / "results", f"paths.data_dir={tmp_path / 'data'}",
         f"task.judge.whisper_path={tiny_whisper}", "task.judge.max_new_tokens=4"))
