@@ -16,7 +16,8 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
 from mio_eval.errors import ConfigError  # noqa: E402
-from mio_eval.models.hf_lm import HFCausalLM, cut_at_stop, split_trailing_space  # noqa: E402
+from mio_eval.models.hf_base import cut_at_stop, split_trailing_space  # noqa: E402
+from mio_eval.models.hf_lm import HFCausalLM  # noqa: E402
 from mio_eval.models.hf_vlm import HFVisionLM, video_frames  # noqa: E402
 from mio_eval.types import Image, Request, Text, Video  # noqa: E402
 from helpers import char_tokenizer, grey_frames, write_video  # noqa: E402
@@ -149,6 +150,31 @@ def test_construction_reads_nothing_and_missing_dir_is_config_error(tmp_path):
         HFCausalLM(str(tmp_path), dtype="float8")
     with pytest.raises(ConfigError, match="not found"):
         HFVisionLM(str(tmp_path / "missing")).load()
+
+
+def test_unreadable_model_dir_is_one_config_error_line(tmp_path):
+    """A directory transformers cannot load from is one ConfigError line naming the class (HFAdapter)."""
+    (tmp_path / "config.json").write_text("{}")
+    for adapter, cls in ((HFCausalLM(str(tmp_path)), "AutoTokenizer"), (HFVisionLM(str(tmp_path)), "AutoProcessor")):
+        with pytest.raises(ConfigError, match=f"cannot load {cls} from") as info:
+            adapter.load()
+        assert "\n" not in str(info.value) and adapter.model is None
+
+
+def test_checkpoint_digests(tmp_path):
+    import hashlib
+
+    from mio_eval.checkpoints import file_digest, weights_digest, weights_digests
+
+    (tmp_path / "model.safetensors").write_bytes(b"weights")
+    (tmp_path / "config.json").write_text("{}")
+    sha = hashlib.sha256(b"weights").hexdigest()
+    assert file_digest(tmp_path / "model.safetensors") == sha[:16]
+    assert weights_digests(tmp_path) == {"model.safetensors": sha[:16]}
+    assert weights_digest(tmp_path) == hashlib.sha256(f"model.safetensors\0{sha}\n".encode()).hexdigest()[:16]
+    (tmp_path / "model.safetensors").unlink()
+    with pytest.raises(ConfigError, match="no weights file"):
+        weights_digests(tmp_path)
 
 
 def test_split_trailing_space_and_cut_at_stop():

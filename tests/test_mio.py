@@ -1,7 +1,7 @@
 """MIO adapter: MIO's prompts byte for byte, the reference's section-7 pitfalls one by one, output
 parsing and repair policies, and end-to-end runs on the tiny checkpoint (``mio_tiny``).
 
-The tiny checkpoint's LLM is scripted (``mio_tiny._script``): after the chat template's final
+The tiny checkpoint's LLM is scripted (``mio.tiny._script``): after the chat template's final
 newline it answers "MIO says hi", one image block of 32 codes, one speech block of 4 x 25 codes,
 then ``<|im_end|>`` -- whatever the prompt -- so every parsing and decoding path is exercised with
 known token counts. The expected prompt strings below are copied from MIO's ``infer.py`` and
@@ -37,9 +37,9 @@ from mio_eval.models.mio import (  # noqa: E402
     parse_speech,
     split_blocks,
 )
-from mio_eval.models.mio_codecs import ImageCodecError, load_image_codec  # noqa: E402
+from mio_eval.models.mio.codecs import ImageCodecError, load_image_codec  # noqa: E402
 from helpers import grey_frames, write_video  # noqa: E402
-from mio_eval.models.mio_tiny import SCRIPT_FRAMES, SCRIPT_TEXT, build_tiny_mio, script_tokens  # noqa: E402
+from mio_eval.models.mio.tiny import SCRIPT_FRAMES, SCRIPT_TEXT, build_tiny_mio, script_tokens  # noqa: E402
 from mio_eval.types import Audio, Image, Modality, Request, Text, Video  # noqa: E402
 
 BOS = "<|startoftext|>"
@@ -474,16 +474,34 @@ def test_tts_demo_end_to_end_audio_written_and_judged(tiny_mio, tmp_path):
 
 
 def test_s2s_end_to_end(tiny_mio, media, tiny_whisper, tmp_path):
+    import shutil
+
     data = tmp_path / "data" / "s2s"
     data.mkdir(parents=True)
+    for name in ("speech.wav", "stereo.wav"):  # inside the data root (media outside it are refused)
+        shutil.copy(media / name, data / name)
     (data / "questions.jsonl").write_text(
-        json.dumps({"id": "q1", "audio": str(media / "speech.wav"), "answer": "stew"}) + "\n"
-        + json.dumps({"id": "q2", "audio": str(media / "stereo.wav"), "answer": "four"}) + "\n")
+        json.dumps({"id": "q1", "audio": str(data / "speech.wav"), "answer": "stew"}) + "\n"
+        + json.dumps({"id": "q2", "audio": str(data / "stereo.wav"), "answer": "four"}) + "\n")
     metrics = run("s2s", "mio_tiny", _overrides(
         tiny_mio, tmp_path / "results", f"paths.data_dir={tmp_path / 'data'}",
         f"task.judge.whisper_path={tiny_whisper}", "task.judge.max_new_tokens=4"))
     assert metrics["n"] == 2 and metrics["n_errors"] == 0
     assert set(metrics["metrics"]) == {"answer_accuracy", "wer_corpus", "wer_utt_mean"}
+
+
+def test_package_imports_no_torch_and_the_documented_cli_runs():
+    """``import mio_eval.models.mio`` (and its seed package) loads neither torch nor transformers;
+    ``python -m mio_eval.models.mio_tiny`` (the README's command) still answers."""
+    import sys
+
+    code = ("import sys, mio_eval.models.mio, mio_eval.models.mio.seed, mio_eval.models.mio.codecs; "
+            "print(sorted(m for m in ('torch', 'transformers', 'diffusers') if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert proc.stdout.strip() == "[]"
+    proc = subprocess.run([sys.executable, "-m", "mio_eval.models.mio_tiny", "--help"], capture_output=True,
+                          text=True, check=True)
+    assert "python -m mio_eval.models.mio_tiny" in proc.stdout and "out_dir" in proc.stdout
 
 
 def test_script_tokens_shape(mio):

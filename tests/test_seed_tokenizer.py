@@ -1,4 +1,4 @@
-"""The native SEED image tokenizer (mio_eval.models.seed_tokenizer): a tiny model with the real
+"""The native SEED image tokenizer (mio_eval.models.mio.seed): a tiny model with the real
 architecture, saved in the released file layout (seed_quantizer.pt + eva_vit_g.pth) and loaded
 through the real loading code; key names and shapes at the real config against the key list
 extracted from the original SEED modules (tests/data/seed_tokenizer_keys.json)."""
@@ -15,10 +15,10 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("diffusers")
 
 from mio_eval.errors import ConfigError  # noqa: E402
-from mio_eval.models.mio_codecs import (  # noqa: E402
-    SEED_DIR, UNCLIP_DIR, ImageCodec, ImageCodecError, UnavailableImageCodec, load_image_codec)
-from mio_eval.models.seed_tokenizer import (  # noqa: E402
-    EVA_VIT_FILE, SEED_QUANTIZER_FILE, TINY_SEED_CONFIG, SeedCodec, SeedConfig, SeedImageTokenizer, build_tiny_seed,
+from mio_eval.models.mio.codecs import (  # noqa: E402
+    SEED_DIR, UNCLIP_DIR, ImageCodec, ImageCodecError, SeedCodec, UnavailableImageCodec, load_image_codec)
+from mio_eval.models.mio.seed import (  # noqa: E402
+    EVA_VIT_FILE, SEED_QUANTIZER_FILE, TINY_SEED_CONFIG, SeedConfig, SeedImageTokenizer, build_tiny_seed,
     load_seed_tokenizer, save_seed_checkpoint, seed_transform)
 
 KEYS = Path(__file__).resolve().parent / "data" / "seed_tokenizer_keys.json"
@@ -38,7 +38,7 @@ def _image(seed: int, size=(200, 160)):
 def checkpoint(tmp_path_factory):
     """A MIO-like checkpoint directory with only the image parts: seed-tokenizer-2/ (tiny SEED
     in the released layout) and a tiny stable-diffusion-2-1-unclip/ pipeline (32-d embeddings)."""
-    from mio_eval.models.mio_tiny import _unclip
+    from mio_eval.models.mio.tiny import _unclip
 
     root = tmp_path_factory.mktemp("seed_ckpt")
     build_tiny_seed(root / SEED_DIR)
@@ -268,7 +268,7 @@ def test_unclip_dir_is_loaded_lazily(tmp_path):
 
 
 def test_the_tiny_mio_checkpoint_carries_a_tiny_real_architecture_seed(tmp_path):
-    from mio_eval.models.mio_tiny import _tiny_seed
+    from mio_eval.models.mio.tiny import _tiny_seed
 
     _tiny_seed(tmp_path, 32)
     assert sorted(p.name for p in (tmp_path / SEED_DIR).iterdir()) == [EVA_VIT_FILE, "seed_config.json",

@@ -29,10 +29,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from mio_eval.checkpoints import checkpoint_dir, file_digest, weights_digests
 from mio_eval.errors import ConfigError, MediaError
 from mio_eval.media import output_path, save_audio
-from mio_eval.models.wav2vec2_asr import checkpoint_dir, from_pretrained, weights_digests
-from mio_eval.models.whisper_asr import file_digest
+from mio_eval.models.hf_base import from_pretrained
 from mio_eval.types import Audio, Modality, Output, Request
 
 __all__ = ["HFTextToSpeech", "KINDS"]

@@ -23,19 +23,14 @@ from typing import Any, Mapping, Sequence
 
 from mio_eval.errors import ConfigError, MediaError
 from mio_eval.media import load_image, video_frames
-from mio_eval.models.hf_lm import (
+from mio_eval.models.hf_base import (
     Decoding,
+    HFAdapter,
     SampleError,
     accepts,
-    check_dtype,
-    check_model_dir,
-    config_name_or_path,
-    context_length,
     continuation_score,
     generate_texts,
     split_trailing_space,
-    torch_dtype,
-    weights_digest,
 )
 from mio_eval.types import Audio, Image, Modality, Output, Request, Text, Video
 
@@ -44,12 +39,13 @@ __all__ = ["HFVisionLM", "load_image", "video_frames", "DEFAULT_VIDEO_FRAMES"]
 DEFAULT_VIDEO_FRAMES = 8
 
 
-class HFVisionLM:
+class HFVisionLM(HFAdapter):
     """A local image-text-to-text checkpoint: text, images and video frames in, text out."""
 
     inputs = frozenset({Modality.TEXT, Modality.IMAGE, Modality.VIDEO})
     outputs = frozenset({Modality.TEXT})
     supports_loglikelihood = True
+    what = "HF vision-language model"
 
     def __init__(
         self,
@@ -60,49 +56,36 @@ class HFVisionLM:
         device: str = "cpu",
         max_length: int | None = None,
         trust_remote_code: bool = False,
-    ) -> None:
-        self.name = name
-        self.path = Path(path)
-        self.dtype = check_dtype(dtype)
-        self.device = device
-        self.max_length_override = max_length
-        self.trust_remote_code = trust_remote_code
-        self.model = None
+    ) -> None:  # knobs spelled out (not **kwargs): the signature is the YAML's contract
+        super().__init__(path, name=name, dtype=dtype, device=device, max_length=max_length,
+                         trust_remote_code=trust_remote_code)
         self.processor = None
-        self.tokenizer = None
-        self.max_length = 0
-        self._digest = ""
 
     def load(self) -> None:
         if self.model is not None:
             return
-        check_model_dir(self.path, "HF vision-language model")
+        self._check_dir()
         import transformers
         from transformers import AutoProcessor
 
-        self.processor = AutoProcessor.from_pretrained(
-            self.path, local_files_only=True, trust_remote_code=self.trust_remote_code)
+        self.processor = self._pretrained(AutoProcessor)
         self.tokenizer = getattr(self.processor, "tokenizer", None)
         if self.tokenizer is None:
             raise ConfigError(f"the processor in {self.path} has no tokenizer")
         if self.tokenizer.pad_token is None:  # batching needs one; EOS is what generate pads with
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        kwargs = {"dtype": torch_dtype(self.dtype), "local_files_only": True,
-                  "trust_remote_code": self.trust_remote_code}
         auto_classes = [getattr(transformers, n) for n in ("AutoModelForImageTextToText", "AutoModelForVision2Seq")
                         if hasattr(transformers, n)]
         errors = []
         for auto in auto_classes:
-            try:
-                model = auto.from_pretrained(self.path, **kwargs)
+            try:  # a ValueError ("Unrecognized configuration class ...") falls through to the next class
+                model = self._weights(auto, wrap=(OSError, KeyError, TypeError))
                 break
-            except ValueError as exc:  # "Unrecognized configuration class ... for this kind of AutoModel"
+            except ValueError as exc:
                 errors.append(f"{auto.__name__}: {exc}")
         else:
             raise ConfigError(f"no image-text-to-text model class for {self.path}: {' | '.join(errors)}")
-        self.model = model.to(self.device).eval()
-        self.max_length = context_length(self.model.config, self.tokenizer, self.max_length_override)
-        self._digest = weights_digest(self.path)
+        self._loaded(model, self.tokenizer)
 
     @property
     def _pad_id(self) -> int:
@@ -250,13 +233,10 @@ class HFVisionLM:
 
         return {
             "model": "transformers AutoModelForImageTextToText",
-            "name": self.name,
-            "path": str(self.path),
-            "name_or_path": config_name_or_path(self.path) if self.path.is_dir() else str(self.path),
-            "weights_sha256": self._digest,
+            **self._identity(),
             "class": type(self.model).__name__ if self.model is not None else None,
             "processor": type(self.processor).__name__ if self.processor is not None else None,
-            "dtype": str(self.model.dtype).removeprefix("torch.") if self.model is not None else self.dtype,
+            "dtype": self.loaded_dtype,
             "max_length": self.max_length,
             "transformers": version("transformers"),
         }

@@ -20,42 +20,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from mio_eval.checkpoints import checkpoint_dir, weights_digests
 from mio_eval.errors import ConfigError, MediaError
 from mio_eval.media import load_audio
-from mio_eval.models.whisper_asr import file_digest
+from mio_eval.models.hf_base import from_pretrained
 from mio_eval.types import Audio, Modality, Output, Request
 
+# checkpoint_dir, from_pretrained and weights_digests are re-exported for metrics.speaker (their homes:
+# mio_eval.checkpoints, mio_eval.models.hf_base).
 __all__ = ["Wav2Vec2ASR", "checkpoint_dir", "from_pretrained", "weights_digests", "padding_is_exact"]
 
 SAMPLE_RATE = 16000
-_WEIGHT_PATTERNS = ("*.safetensors", "pytorch_model*.bin")
-
-
-def checkpoint_dir(path: str | Path, what: str) -> Path:
-    """``path`` as a transformers model directory (it holds ``config.json``), else ConfigError."""
-    path = Path(path)
-    if not path.is_dir():
-        raise ConfigError(f"{what} model directory not found: {path} (a local save_pretrained dir or hub snapshot)")
-    if not (path / "config.json").is_file():
-        raise ConfigError(f"{what} model directory has no config.json: {path}")
-    return path
-
-
-def from_pretrained(cls: Any, path: str | Path, what: str) -> Any:
-    """``cls.from_pretrained(path)`` offline; a directory it cannot load from is a one-line ConfigError."""
-    try:
-        return cls.from_pretrained(str(path), local_files_only=True)
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        reason = " ".join(str(exc).split())[:300] or type(exc).__name__
-        raise ConfigError(f"{what}: cannot load {cls.__name__} from {path}: {reason}") from None
-
-
-def weights_digests(path: Path) -> dict[str, str]:
-    """``{weights file name: sha256[:16]}`` for every safetensors / PyTorch weights file (shards too)."""
-    files = sorted({f for pattern in _WEIGHT_PATTERNS for f in Path(path).glob(pattern)})
-    if not files:
-        raise ConfigError(f"no weights file (*.safetensors or pytorch_model*.bin) in {path}")
-    return {f.name: file_digest(f) for f in files}
 
 
 def padding_is_exact(config: Any, feature_extractor: Any) -> bool:

@@ -9,26 +9,18 @@ the same options and ``condition_on_previous_text=False``.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from mio_eval.checkpoints import file_digest
 from mio_eval.errors import ConfigError, MediaError
 from mio_eval.media import load_audio
 from mio_eval.types import Audio, Modality, Output, Request
 
-__all__ = ["WhisperASR", "file_digest"]
+__all__ = ["WhisperASR"]
 
 WHISPER_RATE = 16000
 WINDOW_S = 30.0
-
-
-def file_digest(path: Path, *, chars: int = 16) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()[:chars]
 
 
 class WhisperASR:
