@@ -82,8 +82,10 @@ def build_task(cfg) -> Any:
 
     _checked(cfg)
     node = cfg.task
-    if "default_model" in node:
-        node = OmegaConf.masked_copy(node, [k for k in node if k != "default_model"])
+    if "default_model" in node:  # resolved within the whole config, then detached without the key
+        data = _container(node, "task")
+        data.pop("default_model")
+        node = OmegaConf.create(data)
     return _instantiate(node, "task")
 
 

@@ -56,11 +56,25 @@ def data_path(name: str) -> str:
     return str(path)
 
 
+def run_name(base: str, path: Any = None) -> str:
+    """The model's run-dir name: ``base`` plus the checkpoint's folder or file name
+    (``${mio_run_name:hf_lm,${.path}}`` -> ``hf_lm-Llama-3.2-1B``), so two checkpoints of one
+    backend never share a run dir. ``model.name=...`` overrides it."""
+    import re
+
+    if path in (None, "", "None"):
+        return base
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", str(path).rstrip("/").rsplit("/", 1)[-1]).strip("._") or "checkpoint"
+    return f"{base}-{stem}"
+
+
 def register_resolvers() -> None:
     from omegaconf import OmegaConf
 
     if not OmegaConf.has_resolver("mio_data"):
         OmegaConf.register_new_resolver("mio_data", data_path)
+    if not OmegaConf.has_resolver("mio_run_name"):
+        OmegaConf.register_new_resolver("mio_run_name", run_name)
 
 
 def group_choices(group: str) -> list[str]:

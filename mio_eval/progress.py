@@ -15,11 +15,12 @@ still iterates and accepts ``update`` / ``close``, so callers never branch.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
-__all__ = ["DELAY_S", "enabled", "progress", "set_enabled"]
+__all__ = ["DELAY_S", "enabled", "progress", "set_enabled", "enabled_within"]
 
 DELAY_S = 1.0  # a pass shorter than this prints nothing
 ENV_VAR = "MIO_EVAL_PROGRESS"
@@ -31,6 +32,18 @@ def set_enabled(value: bool) -> None:
     """Switch every later bar on or off (process-wide; the runner calls it with ``runner.progress``)."""
     global _enabled
     _enabled = bool(value)
+
+
+@contextlib.contextmanager
+def enabled_within(value: bool) -> Iterator[None]:
+    """``set_enabled(value)`` for the duration of a block (one run), then the previous setting."""
+    global _enabled
+    previous = _enabled
+    _enabled = bool(value)
+    try:
+        yield
+    finally:
+        _enabled = previous
 
 
 def enabled() -> bool:

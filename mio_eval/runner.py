@@ -410,9 +410,17 @@ def evaluate(
     started_at, t0 = _now(), time.perf_counter()
     check_capabilities(adapter, needs_inputs=task.input_modalities, produces=task.output_modality,
                        needs_loglikelihood=bool(getattr(task, "needs_loglikelihood", False)))
-    from mio_eval import progress as _progress
+    from mio_eval.progress import enabled_within
 
-    _progress.set_enabled(settings.progress)
+    with enabled_within(settings.progress):
+        return _evaluate(task, adapter, run_dir=run_dir, settings=settings, fingerprint=fingerprint,
+                         run_info=run_info, data_roots=data_roots, allow_outside_data=allow_outside_data,
+                         on_start=on_start, started_at=started_at, t0=t0)
+
+
+def _evaluate(task: Task, adapter: ModelAdapter, *, run_dir, settings: RunnerSettings, fingerprint: str,
+              run_info: Mapping[str, Any], data_roots, allow_outside_data: bool, on_start, started_at: str,
+              t0: float) -> dict[str, Any] | None:
     available = task.samples()
     ids = [s.id for s in available]
     if len(set(ids)) != len(ids):

@@ -118,8 +118,10 @@ def test_config_composes_and_builds_on_cpu_offline(group, name, tmp_path, offlin
     assert task.name == cfg.task.name and adapter.name == cfg.model.name
     if group == "task":
         assert task.name == name
-    if group == "model":
-        assert adapter.name == name
+    if group == "model":  # a backend with a checkpoint path names its run dir after the checkpoint
+        raw = OmegaConf.to_container(cfg.model, resolve=False)["name"]
+        expected = f"{name}-{Path(cfg.model.path).name}" if raw.startswith("${mio_run_name:") else name
+        assert adapter.name == expected
     assert isinstance(adapter, ModelAdapter)
     assert adapter.inputs and adapter.outputs
     assert all(isinstance(m, Modality) for m in (*adapter.inputs, *adapter.outputs))
@@ -192,3 +194,13 @@ def _leaves(data, prefix=""):
             yield from _leaves(value, f"{prefix}{key}" if not prefix else f"{prefix}.{key}")
     else:
         yield prefix, data
+
+
+def test_run_dir_names_carry_the_checkpoint_identity():
+    from mio_eval.api import compose
+
+    names = {compose(["task=mmlu", "model=hf_lm", f"model.path=/ckpt/{ckpt}"]).model.name
+             for ckpt in ("Llama-3.2-1B", "Qwen2.5-0.5B")}
+    assert names == {"hf_lm-Llama-3.2-1B", "hf_lm-Qwen2.5-0.5B"}  # two checkpoints never share a run dir
+    assert compose(["task=tts", "model=whisper", "model.path=/c/whisper/medium.pt"]).model.name == "whisper-medium.pt"
+    assert compose(["task=mmlu", "model=hf_lm", "model.path=/x", "model.name=mine"]).model.name == "mine"

@@ -100,7 +100,7 @@ def test_asr_run_completes_over_bad_and_unusual_audio(tmp_path, tiny_whisper):
     metrics = run("asr_librispeech_test_clean", "whisper", [
         f"paths.results_dir={tmp_path / 'results'}", f"paths.data_dir={tmp_path}", f"model.path={tiny_whisper}",
         "model.max_new_tokens=4", "runner.progress=false", "runner.max_error_rate=0.5"])
-    rows = _lines(tmp_path / "results" / "whisper" / "asr_librispeech_test_clean" / "scores.jsonl")
+    rows = _lines(tmp_path / "results" / metrics["model"] / "asr_librispeech_test_clean" / "scores.jsonl")
     assert [r["error"] is None for r in rows] == [True, True, False, False]
     assert "empty (0 bytes)" in rows[2]["error"] and "cannot decode audio 1-2-0003.flac" in rows[3]["error"]
     assert "Format not recognised" in rows[3]["error"]  # soundfile's reason is kept

@@ -47,7 +47,7 @@ def test_unknown_and_mistyped_keys_are_refused():
 def test_every_key_an_adapter_reads_is_known():
     # The union of what adapters read from Request.generation must stay in GenerationConfig.
     read = set()
-    for path in MODELS.glob("*.py"):
+    for path in MODELS.rglob("*.py"):
         text = path.read_text(encoding="utf-8")
         read |= set(re.findall(r"generation(?:\.get\(|\[)\"(\w+)\"", text))
         for group in re.findall(r"generation\[k\]\) for k in \(([^)]*)\)", text):  # mio: length_penalty, top_k

@@ -513,7 +513,7 @@ def test_t2i_with_the_tiny_diffusers_pipeline(data, tmp_path, tiny_sd, tiny_hf_c
     m = metrics["metrics"]
     assert metrics["n_errors"] == 0 and m["clip_i"]["n"] == 3 and m["ssim"]["variant"].startswith("wang2004")
     assert -1 <= m["ssim"]["value"] < 1 and metrics["model_provenance"]["seed_policy"] == "per_sample"
-    media = tmp_path / "results" / "diffusers_t2i" / "t2i_coco_karpathy" / "media"
+    media = tmp_path / "results" / metrics["model"] / "t2i_coco_karpathy" / "media"
     assert len(list(media.glob("*.png"))) == 3  # already content-addressed: no second copy
 
 

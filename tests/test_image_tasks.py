@@ -607,7 +607,7 @@ def test_seedbench_likelihood_with_tiny_llava(data, tiny_llava, tmp_path):
     overrides = [f"paths.results_dir={tmp_path / 'r'}", "runner.progress=false", f"paths.data_dir={bad}",
                  f"model.path={tiny_llava}", "model.dtype=float32", "runner.batch_size=3"]
     metrics = run("seedbench_img", "hf_vlm", overrides)
-    rows = _lines(tmp_path / "r" / "hf_vlm" / "seedbench_img" / "scores.jsonl")
+    rows = _lines(tmp_path / "r" / metrics["model"] / "seedbench_img" / "scores.jsonl")
     assert metrics["n_errors"] == 0 and all(len(r["logprobs"]) == 4 for r in rows)
     assert [r["prediction"] for r in rows] == ["ABCD"[rank_choices(r["logprobs"])] for r in rows]
     assert metrics["metrics"]["accuracy"]["value"] == pytest.approx(sum(r["correct"] for r in rows) / 3)
@@ -625,7 +625,7 @@ def test_seedbench_likelihood_with_tiny_llava(data, tiny_llava, tmp_path):
     (seed / "SEED-Bench-image" / "3003_1.jpg").write_bytes(b"\xff\xd8\xff broken")
     metrics = run("seedbench_img", "hf_vlm", [f"paths.results_dir={tmp_path / 'r2'}", *overrides[1:],
                                               "runner.max_error_rate=0.5"])
-    rows = _lines(tmp_path / "r2" / "hf_vlm" / "seedbench_img" / "scores.jsonl")
+    rows = _lines(tmp_path / "r2" / metrics["model"] / "seedbench_img" / "scores.jsonl")
     assert rows[2]["error"].startswith("cannot decode image 3003_1.jpg") and metrics["n_errors"] == 1
     assert metrics["metrics"]["accuracy"]["n"] == 2
 

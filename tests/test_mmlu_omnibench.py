@@ -288,7 +288,7 @@ def test_mmlu_loglikelihood_end_to_end_matches_direct_computation(mmlu_root, tin
     assert metrics["n"] == 8 and metrics["n_errors"] == 0
     tok = AutoTokenizer.from_pretrained(tiny_lm)
     model = LlamaForCausalLM.from_pretrained(tiny_lm, dtype=torch.float32).eval()
-    records = {r["id"]: r for r in _lines(tmp_path / "hf_lm" / "mmlu" / "predictions.jsonl")}
+    records = {r["id"]: r for r in _lines(tmp_path / metrics["model"] / "mmlu" / "predictions.jsonl")}
     correct, shots_used = [], []
     for subject, rows in sorted(TEST_ROWS.items()):
         for i, (question, *choices, answer) in enumerate(rows):
@@ -320,7 +320,7 @@ def test_mmlu_loglikelihood_end_to_end_matches_direct_computation(mmlu_root, tin
     assert set(m) == {"accuracy", "invalid_rate", "accuracy_macro", "accuracy/stem", "accuracy/humanities",
                       "accuracy/other"}
     assert metrics["scoring"]["fewshot"]["mean_used"] == pytest.approx(sum(shots_used) / len(shots_used))
-    scores = _lines(tmp_path / "hf_lm" / "mmlu" / "scores.jsonl")
+    scores = _lines(tmp_path / metrics["model"] / "mmlu" / "scores.jsonl")
     assert [r["correct"] for r in scores] == correct and scores[0]["subject"] == "high_school_biology"
 
 

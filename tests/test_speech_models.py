@@ -512,7 +512,7 @@ def test_hf_tts_end_to_end_through_the_harness(tiny_vits, tmp_path):
 
     metrics = run("tts_demo", "hf_tts", [f"model.path={tiny_vits}", "runner.limit=2",
                                          f"paths.results_dir={tmp_path}", "runner.progress=false"])
-    run_dir = tmp_path / "hf_tts" / "tts_demo"
+    run_dir = tmp_path / metrics["model"] / "tts_demo"
     assert (run_dir / "metrics.json").is_file() and json.loads((run_dir / "metrics.json").read_text()) == metrics
     assert metrics["n"] == 2 and metrics["errors"]["generate"] == 0
     assert metrics["model_provenance"]["kind"] == "vits" and metrics["model_provenance"]["path"] == str(tiny_vits)
@@ -544,7 +544,7 @@ def test_speaker_similarity_end_to_end_on_a_vctk_layout(tiny_vits, tiny_wavlm, t
     assert sim["variant"] == "wavlm_xvector" and sim["higher_is_better"] is True and sim["n"] == 2
     assert -1.0 <= sim["value"] <= 1.0
     assert any(j.get("model") == "transformers WavLMForXVector" for j in metrics["judges"])
-    run_dir = results / "hf_tts" / "tts_vctk"
+    run_dir = results / metrics["model"] / "tts_vctk"
     rows = {r["id"]: r for r in map(json.loads, (run_dir / "scores.jsonl").read_text().splitlines())}
     predictions = {p["id"]: run_dir / p["prediction"]
                    for p in map(json.loads, (run_dir / "predictions.jsonl").read_text().splitlines())}
@@ -574,6 +574,6 @@ def test_wav2vec2_end_to_end_asr_on_a_librispeech_layout(tiny_wav2vec2, tmp_path
     assert metrics["n"] == 3 and metrics["n_errors"] == 1 and metrics["errors"]["generate"] == 1
     assert metrics["model_provenance"]["model"] == "transformers Wav2Vec2ForCTC"
     assert metrics["metrics"]["wer_corpus"]["n"] == 2
-    rows = {r["id"]: r for r in map(json.loads, (results / "wav2vec2" / "asr_librispeech_test_clean" /
+    rows = {r["id"]: r for r in map(json.loads, (results / metrics["model"] / "asr_librispeech_test_clean" /
                                                   "predictions.jsonl").read_text().splitlines())}
     assert set(rows) == set(utts) and rows[utts[2]]["error"] and not rows[utts[0]]["error"]

@@ -268,7 +268,7 @@ def test_asr_librispeech_with_tiny_whisper_end_to_end(librispeech, tiny_whisper,
     metrics = run("asr_librispeech_test_other", "whisper", _overrides(
         tmp_path, f"model.path={tiny_whisper}", "model.max_new_tokens=6", f"paths.data_dir={data}",
         "runner.batch_size=2", "runner.max_error_rate=0.5"))
-    run_dir = tmp_path / "whisper" / "asr_librispeech_test_other"
+    run_dir = tmp_path / metrics["model"] / "asr_librispeech_test_other"
     rows = _lines(run_dir / "scores.jsonl")
     assert [r["id"] for r in rows] == ["1089-134686-0000", "1089-134686-0001", "1188-133604-0000"]
     assert rows[2]["error"].startswith("cannot decode audio 1188-133604-0000.flac")
