@@ -337,3 +337,33 @@ def test_answers_media_paths_stay_inside_the_root(tmp_path):
     assert Path(outs[0].media[0].path).parent == tmp_path / "media"
     assert "outside the media root" in outs[1].error and "outside the media root" in outs[2].error
     assert outs[3].error.startswith("replay: media file missing")
+
+
+# --- the README's worked example runs as written -----------------------------------------------------
+
+def test_readme_worked_example(data, tmp_path):  # noqa: F811
+    import re
+    import subprocess
+    import sys
+
+    from mio_eval.metrics.caption import cider
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### Worked example: rescore an lmms-eval run with fixed scorers", 1)[1]
+    block = re.search(r"```bash\n(.*?)```", section, re.S).group(1)
+    (tmp_path / "data").symlink_to(data)
+    out = tmp_path / "lmms_out" / "llava-hf__llava-1.5-7b-hf"
+    out.mkdir(parents=True)
+    with open(out / "20260101_120000_samples_coco_karpathy_test.jsonl", "w", encoding="utf-8") as fh:
+        for doc_id, (cid, refs) in enumerate(COCO_TEST.items()):
+            payload = {"answer": refs, "pred": HELD_OUT[cid], "image_id": cid, "id": doc_id}
+            fh.write(_lmms_eval_line(doc_id=doc_id, doc={}, target=refs, arguments=[("Provide a caption.", {}, 0, "t")],
+                                     resps=[[HELD_OUT[cid]]], filtered_resps=[HELD_OUT[cid]],
+                                     metrics={f"coco_{m}": payload for m in ("Bleu_4", "CIDEr")}))
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    done = subprocess.run(["bash", "-euo", "pipefail", "-c", block], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    metrics = json.loads((tmp_path / "rescored" / "replay" / "caption_coco_karpathy" / "metrics.json").read_text())
+    assert metrics["n"] == 3 and metrics["n_errors"] == 0
+    assert metrics["metrics"]["cider"]["value"] == pytest.approx(cider(COCO_TEST, HELD_OUT), abs=1e-9)
