@@ -161,7 +161,21 @@ class MioEvalLMM(lmms):
                 answers.append(text)
         return answers
 
-    def loglikelihood(self, requests: list[Instance]) -> list[tuple[float, bool]]:
+    def loglikelihood(self, requests: list[Instance]) -> list:
+        """One ``(loglikelihood, is_greedy)`` per instance. lmms-eval 0.7's evaluator passes every
+        output through ``unwrap_generation_output``, which turns a plain tuple into its ``str``
+        (and ``multiple_choice`` scoring then fails on the string); a ``GenerationResult`` holding
+        the tuple comes through unchanged, so pairs are wrapped in one where that class exists."""
+        pairs = self._loglikelihood(requests)
+        try:
+            from lmms_eval.api.instance import GenerationResult, unwrap_generation_output
+        except ImportError:   # lmms-eval < 0.7: tuples pass as they are
+            return pairs
+        if isinstance(unwrap_generation_output(pairs[0])[0], tuple) if pairs else True:
+            return pairs
+        return [GenerationResult(text=pair) for pair in pairs]
+
+    def _loglikelihood(self, requests: list[Instance]) -> list[tuple[float, bool]]:
         mio_requests = [self.to_request(r, loglikelihood=True) for r in requests]
         results = []
         for start in range(0, len(mio_requests), self.batch_size_per_gpu):

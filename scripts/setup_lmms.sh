@@ -10,13 +10,17 @@
 # under 4.9.3 too) and installs this checkout without dependencies, which registers the
 # `lmms_eval.models` entry point `mio_eval`.
 #
+# pip prints the latex2sympy2 / antlr4 conflict it leaves on purpose ("ERROR: pip's dependency
+# resolver ..."); the script fails only if a step fails or the entry point is missing.
+#
 # usage: bash scripts/setup_lmms.sh [VENV]   (default .venv-lmms; then VENV/bin/lmms-eval --model mio_eval ...)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=${1:-.venv-lmms}
 [ -x "$venv/bin/python" ] || python3 -m venv --system-site-packages "$venv"
 pip_install() { "$venv/bin/python" -m pip install -q --root-user-action=ignore --disable-pip-version-check "$@"; }
-pip_install -c constraints.txt "lmms-eval==0.7.3"
+# lmms-eval 0.7.3's evaluator imports filelock._api, which filelock 4 removed.
+pip_install -c constraints.txt "lmms-eval==0.7.3" "filelock>=3.16,<4"
 pip_install "antlr4-python3-runtime==4.9.3"
 pip_install --no-deps --no-build-isolation -e .
 "$venv/bin/python" -c "import hydra, lmms_eval, mio_eval.lmms_model; from importlib.metadata import entry_points; \

@@ -41,7 +41,7 @@ def doc_to_text(doc):
 
 
 def doc_to_choice(doc):
-    return [" " + c for c in doc["choices"]]
+    return doc["choices"]   # lmms-eval joins with target_delimiter " "
 
 
 def process_results(doc, results):
@@ -100,7 +100,7 @@ def setup(tmp_path_factory):
     vqa = root / "data" / "vqav2"
     vqa.mkdir(parents=True)
     (vqa / "v2_OpenEnded_mscoco_val2014_questions.json").write_text(json.dumps(
-        {"questions": [{"image_id": 42, "question": QUESTION, "question_id": 42000}]}))
+        {"data_subtype": "val2014", "questions": [{"image_id": 42, "question": QUESTION, "question_id": 42000}]}))
     (vqa / "v2_mscoco_val2014_annotations.json").write_text(json.dumps({"annotations": [
         {"question_id": 42000, "image_id": 42, "answer_type": "other", "question_type": "what color",
          "multiple_choice_answer": "red", "answers": [{"answer": "red", "answer_id": k + 1} for k in range(10)]}]}))
