@@ -130,8 +130,13 @@ def execute(cfg, *, model: Any = None, on_start=None) -> dict[str, Any] | None:
     ``on_start``: called once the config is known good, just before the run starts."""
     settings = _settings(cfg)
     if settings.repeats > 1:
-        return _execute_repeats(cfg, settings, model=model, on_start=on_start)
-    return _execute_once(cfg, settings, model=model, on_start=on_start)
+        result = _execute_repeats(cfg, settings, model=model, on_start=on_start)
+    else:
+        result = _execute_once(cfg, settings, model=model, on_start=on_start)
+    if result is not None and cfg.get("logger") is not None:  # logger=wandb|hf_hub (mio_eval.loggers)
+        from mio_eval.loggers import log_run
+        log_run(result, Path(cfg.paths.results_dir) / result["model"] / result["task"], _container(cfg, "run"))
+    return result
 
 
 def _execute_once(cfg, settings, *, subdir: str | None = None, model: Any = None,

@@ -21,6 +21,7 @@ SUBCOMMANDS = {
     "leaderboard": "mio_eval.export:leaderboard_main",
     "repair": "mio_eval.cli:repair_main",
     "view": "mio_eval.view:main",
+    "data": "mio_eval.data_prepare:main",
 }
 
 _state: dict = {"entered": False, "exit": 0, "runs": []}

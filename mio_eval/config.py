@@ -17,7 +17,7 @@ __all__ = ["CONFIG_MODULE", "group_choices", "validate_choices", "register_resol
            "did_you_mean", "default_model"]
 
 CONFIG_MODULE = "mio_eval.configs"
-CHECKED_GROUPS = ("task", "model", "runner", "paths", "experiment", "suite")
+CHECKED_GROUPS = ("task", "model", "runner", "paths", "experiment", "suite", "logger")
 
 
 def did_you_mean(name: str, choices: Iterable[str]) -> str:

@@ -21,6 +21,7 @@ import numpy as np
 
 from mio_eval.atomic import atomic_path
 from mio_eval.errors import MediaError
+from mio_eval.keyframes import approx_keyframes, stride_indices
 
 __all__ = ["AUDIO_PROCESSING", "AudioData", "load_audio", "load_image", "resample", "save_audio", "output_path",
            "video_frames", "read_video_frames", "scene_keyframes", "stride_indices", "VIDEO_FRAME_MODES",
@@ -275,47 +276,35 @@ def read_video_frames(path) -> list:
     return frames
 
 
-def _grey(frame) -> np.ndarray:
-    # OpenCV's BGR2GRAY weights, rounded to integers
-    return np.rint(np.asarray(frame, dtype=np.float64) @ np.array([0.299, 0.587, 0.114])).astype(np.int16)
-
-
-def stride_indices(total: int) -> list[int]:
-    """MIO ``utils.extract_frames`` with ``force_uniform``: every ``max(1, total // 10)``-th frame
-    (about 10 frames, sometimes 11)."""
-    return list(range(0, total, max(1, total // 10)))
-
-
+# Keyframes live in mio_eval.keyframes (PySceneDetect as MIO, and the labelled approximation);
+# these names stay importable from here.
 def scene_keyframes(frames, *, threshold: float = 20.0, max_frames: int = 10) -> list[int]:
-    """One frame per scene: frame 0 plus each frame whose mean absolute grey difference to the
-    previous frame exceeds ``threshold`` (an approximation of PySceneDetect's ContentDetector, which
-    MIO's ``extract_frames`` uses); no scene change -> MIO's uniform fallback (``stride_indices``);
-    more than ``max_frames`` scenes -> ``max_frames`` evenly chosen among them."""
-    keys, prev = [], None
-    for i, frame in enumerate(frames):
-        grey = _grey(frame)
-        if prev is None or float(np.mean(np.abs(grey - prev))) > threshold:
-            keys.append(i)
-        prev = grey
-    if len(keys) <= 1:
-        return stride_indices(len(frames))
-    if len(keys) > max_frames:
-        keys = [keys[i] for i in np.linspace(0, len(keys) - 1, max_frames).round().astype(int)]
-    return keys
+    """The labelled approximation of PySceneDetect (``keyframes_approx``): see
+    :func:`mio_eval.keyframes.approx_keyframes`."""
+    return approx_keyframes(frames, threshold=threshold, max_frames=max_frames)
 
 
-VIDEO_FRAME_MODES = ("uniform", "keyframes", "mio_stride")
+VIDEO_FRAME_MODES = ("uniform", "keyframes", "keyframes_approx", "mio_stride")
 
 
-def select_video_frames(path, *, mode: str, n: int, threshold: float = 20.0) -> list:
-    """A video's frames as PIL images, in time order: ``uniform`` (``n`` evenly spaced),
-    ``keyframes`` (one per scene, at most ``n``; MIO Instruct) or ``mio_stride`` (every
-    ``total // 10``-th frame; MIO Base captioning)."""
+def select_video_frames(path, *, mode: str, n: int, threshold: float | None = None) -> list:
+    """A video's frames as PIL images, in time order, decoded streaming: ``uniform`` (``n`` evenly
+    spaced), ``keyframes`` (PySceneDetect's ContentDetector as MIO Instruct runs it: the middle
+    frame of each scene, at most ``n``), ``keyframes_approx`` (the labelled grey-difference
+    approximation) or ``mio_stride`` (every ``total // 10``-th frame; MIO Base captioning)."""
+    from mio_eval.keyframes import approx_keyframes_of, frames_at, iter_frames, pyscenedetect_keyframes
+
     if mode == "uniform":
         return video_frames(path, n)
     if mode not in VIDEO_FRAME_MODES:
         raise MediaError(f"unknown video frame mode {mode!r}; choose from {', '.join(VIDEO_FRAME_MODES)}")
-    frames = read_video_frames(path)
-    picks = scene_keyframes(frames, threshold=threshold, max_frames=n) if mode == "keyframes" \
-        else stride_indices(len(frames))
-    return [frames[i] for i in picks]
+    if mode == "keyframes":
+        picks = pyscenedetect_keyframes(path, threshold=threshold, max_frames=n)
+    elif mode == "keyframes_approx":
+        picks = approx_keyframes_of(path, threshold=threshold, max_frames=n)
+    else:
+        total = sum(1 for _ in iter_frames(path))
+        if total == 0:
+            raise MediaError(f"video has no frames: {path}")
+        picks = stride_indices(total)
+    return frames_at(path, picks)

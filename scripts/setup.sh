@@ -13,6 +13,8 @@ command -v java >/dev/null || need_apt+=(default-jre-headless)   # pycocoevalcap
 # Headless Chromium + its WebDriver: the browser test of `mio-eval view` (tests/test_view.py).
 { command -v chromium >/dev/null || command -v chromium-browser >/dev/null; } || need_apt+=(chromium)
 command -v chromedriver >/dev/null || need_apt+=(chromium-driver)
+ldconfig -p | grep -q 'libGL.so.1' || need_apt+=(libgl1)   # opencv-python (scenedetect's detectors)
+ldconfig -p | grep -q 'libglib-2.0.so.0' || need_apt+=(libglib2.0-0)
 if [ ${#need_apt[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
   $sudo apt-get update -qq

@@ -68,6 +68,8 @@ def _supply(key, tmp_path):
         return str(local)
     if leaf in ("root", "dir") or leaf.endswith("_dir"):
         return str(tmp_path)
+    if key == "model.format":  # model=replay: the prediction file's format
+        return "answers"
     pytest.fail(f"{key} is required (???) and this test does not know how to supply it: extend _supply()")
 
 

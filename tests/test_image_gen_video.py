@@ -275,7 +275,7 @@ def test_t2i_samples_caption_policy_and_split(data):
 def test_video_qa_loaders_each_format(data, tmp_path):
     assert read_youtube_mapping(data / "msvd" / "youtube_mapping.txt")[2] == "zv2RIbUsnSw_159_170"
     msvd = VideoQALoader(annotations=str(data / "msvd" / "test_qa.json"), video_dir=str(data / "msvd" / "YouTubeClips"),
-                         dataset="msvd", frames="keyframes", num_frames=10, cache_dir=str(tmp_path))()
+                         dataset="msvd", frames="keyframes_approx", num_frames=10, cache_dir=str(tmp_path))()
     by_id = {s.id: s for s in msvd}
     assert list(by_id) == ["30933", "30934", "30935", "30936"]
     first = by_id["30933"]

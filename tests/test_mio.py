@@ -534,15 +534,16 @@ def test_video_frame_modes_keyframes_and_mio_stride(mio, tmp_path):
     from mio_eval.media import read_video_frames, scene_keyframes
 
     clip = tmp_path / "scenes.mp4"
-    write_video(clip, grey_frames([grey for grey in (0, 120, 240) for _ in range(4)]))  # three scenes of four frames
-    assert scene_keyframes(read_video_frames(clip)) == [0, 4, 8]
+    # three scenes of 16 frames (PySceneDetect's ContentDetector ignores scenes under 15 frames, as MIO runs it)
+    write_video(clip, grey_frames([grey for grey in (0, 120, 240) for _ in range(16)]))
+    assert scene_keyframes(read_video_frames(clip)) == [0, 16, 32]   # the labelled approximation
     counts = {}
-    for mode in ("keyframes", "mio_stride", "uniform"):
+    for mode in ("keyframes", "keyframes_approx", "mio_stride", "uniform"):
         request = Request("s", (Video(str(clip)), Text("What happens?")), kind="video_qa",
                           generation={"video_frames": 5, "video_frame_mode": mode})
         prompt, text = mio.render(request)
         counts[mode] = text.count("<image>")
         assert len(re.findall(r"<image_placeholder_\d+>", prompt.text)) == counts[mode]
-    assert counts == {"keyframes": 3, "mio_stride": 12, "uniform": 5}
+    assert counts == {"keyframes": 3, "keyframes_approx": 3, "mio_stride": 12, "uniform": 5}
     with pytest.raises(ConfigError, match="video_frame_mode must be one of"):
         MIOAdapter(str(mio.path), video_frame_mode="scenes")

@@ -264,18 +264,20 @@ class HFSEEDBenchLoader:
             raise data_not_found("SEED-Bench HF copy", self.path, key="path")
         rows = read_hf_table(self.path, self.split, undecoded=["image"])
         wanted = set(self.dimensions)
-        rows = [r for r in rows if int(r.get("question_type_id") or 0) in wanted]
-        if self.max_samples is not None:
-            rows = rows[: self.max_samples]
-        if not rows:
-            raise ConfigError(f"no SEED-Bench questions of dimensions {sorted(wanted)} in {self.path}")
         cache = hf_cache_dir(self.cache_dir, self.path, self.split)
         base = self.path if self.path.is_dir() else self.path.parent
         samples = []
-        for n, row in enumerate(rows):
+        for row in rows:   # streamed: one row's embedded images in memory at a time
+            if int(row.get("question_type_id") or 0) not in wanted:
+                continue
+            if self.max_samples is not None and len(samples) >= self.max_samples:
+                break
+            n = len(samples)
             with malformed_entry(f"{self.path} row #{n} (question_id {row.get('question_id')})"):
                 cells = row["image"] if isinstance(row["image"], list) else [row["image"]]
                 parts = [Image(str(materialize_image(c, base=base, cache_dir=cache))) for c in cells]
                 samples.append(_sample(row, parts, SEED_DIMENSIONS))
+        if not samples:
+            raise ConfigError(f"no SEED-Bench questions of dimensions {sorted(wanted)} in {self.path}")
         check_size(len(samples), self.expected_size, "SEED-Bench (HF)", limited=self.max_samples is not None)
         return samples

@@ -17,12 +17,13 @@ to the cache), an id column; the names are configurable.
 
 Frames (``frames``): ``uniform`` = ``num_frames`` frames at ``linspace(0, n - 1, num_frames)``
 rounded (:func:`mio_eval.media.video_frames`); ``mio_stride`` = every ``max(1, n // 10)``-th frame
-(MIO ``utils.extract_frames(force_uniform=True)``: ~10 frames, sometimes 11); ``keyframes`` = one
-frame per scene (:func:`scene_keyframes`: frame 0 plus each frame whose mean absolute grey
-difference to the previous one exceeds ``scene_threshold``; one scene only -> MIO's stride
-fallback; more than ``num_frames`` scenes -> ``num_frames`` evenly chosen). MIO's Instruct QA uses
-PySceneDetect's ``ContentDetector`` (HSV, threshold 27), which this approximates (labelled, not
-identical). ``video`` passes the clip itself to the model (its own frame reader decides).
+(MIO ``utils.extract_frames(force_uniform=True)``: ~10 frames, sometimes 11); ``keyframes`` = MIO
+Instruct's frames: PySceneDetect's ``ContentDetector`` (PyAV backend; ``scene_threshold`` null =
+its default 27, ``scene_min_len`` 15 frames), the middle frame of each scene, MIO's stride when no
+cut is found, at most ``num_frames`` (:mod:`mio_eval.keyframes`); ``keyframes_approx`` = the
+labelled fallback (frame 0 plus each frame whose mean absolute grey difference to the previous one
+exceeds ``scene_threshold``, default 20; not PySceneDetect). Frames are decoded streaming, only the
+kept ones converted. ``video`` passes the clip itself to the model (its own frame reader decides).
 Frames are cached per video under ``<cache_dir>/video_frames/<key>/`` (key = resolved path, size,
 mtime and the frame settings), in order, so every question on a clip shares them and a stale
 frame can never leak in (MIO ``utils.py`` pitfall). A clip that cannot be decoded stays a
@@ -47,7 +48,8 @@ import numpy as np
 from mio_eval.atomic import atomic_path
 from mio_eval.errors import ConfigError, MediaError
 from mio_eval.jsonl import read_lines
-from mio_eval.media import read_video_frames, scene_keyframes, stride_indices
+from mio_eval.keyframes import approx_keyframes_of, frames_at, iter_frames, pyscenedetect_keyframes
+from mio_eval.media import scene_keyframes, stride_indices
 from mio_eval.tasks.loaders._data import data_not_found
 from mio_eval.tasks.loaders._images import check_size, read_json
 from mio_eval.tasks.loaders.hf import materialize, read_hf_table
@@ -58,12 +60,12 @@ __all__ = ["VideoQALoader", "FRAME_MODES", "VIDEO_QA_SIZES", "QUESTION_TYPES", "
 
 logger = logging.getLogger(__name__)
 
-FRAME_MODES = ("uniform", "mio_stride", "keyframes", "video")
+FRAME_MODES = ("uniform", "mio_stride", "keyframes", "keyframes_approx", "video")
 QUESTION_TYPES = ("what", "who", "how", "when", "where")
 # Questions per test split as commonly reported (UNVERIFIED against the release here).
 VIDEO_QA_SIZES = {"msvd": {"test": 13157}, "msrvtt": {"test": 72821}}
 VIDEO_SUFFIXES = (".avi", ".mp4", ".webm", ".mkv", ".mov")
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2   # 2: keyframes by PySceneDetect
 
 
 def question_type(question: str) -> str:
@@ -94,8 +96,8 @@ def _indices(total: int, mode: str, num_frames: int) -> list[int]:
     return stride_indices(total)  # mio_stride
 
 
-def extract_video_frames(path: str | Path, *, mode: str, num_frames: int, scene_threshold: float,
-                         cache_dir: str | Path) -> tuple[list[Path], list[int]]:
+def extract_video_frames(path: str | Path, *, mode: str, num_frames: int, scene_threshold: float | None,
+                         cache_dir: str | Path, scene_min_len: int | None = None) -> tuple[list[Path], list[int]]:
     """The cached frame files of one clip (extracted on first use) and their frame indices."""
 
     path = Path(path)
@@ -103,7 +105,7 @@ def extract_video_frames(path: str | Path, *, mode: str, num_frames: int, scene_
         raise MediaError(f"video not found: {path}")
     stat = path.stat()
     key = hashlib.sha1(json.dumps([_CACHE_VERSION, str(path.resolve()), stat.st_size, stat.st_mtime_ns, mode,
-                                   num_frames, scene_threshold]).encode()).hexdigest()[:16]
+                                   num_frames, scene_threshold, scene_min_len]).encode()).hexdigest()[:16]
     folder = Path(cache_dir) / "video_frames" / key
     index_file = folder / "frames.json"
     if index_file.is_file():
@@ -111,20 +113,30 @@ def extract_video_frames(path: str | Path, *, mode: str, num_frames: int, scene_
         files = [folder / f"frame_{k:03d}.png" for k in range(len(indices))]
         if all(f.is_file() for f in files):
             return files, indices
-    frames = read_video_frames(path)  # MediaError when undecodable or empty
+    # Streaming: a first pass finds the indices (scene detection or a frame count), a second
+    # decodes and converts only the kept frames. MediaError when undecodable or empty.
     if mode == "keyframes":
-        indices = scene_keyframes(frames, threshold=scene_threshold, max_frames=num_frames)
+        indices = pyscenedetect_keyframes(path, threshold=scene_threshold, min_scene_len=scene_min_len,
+                                          max_frames=num_frames)
+    elif mode == "keyframes_approx":
+        indices = approx_keyframes_of(path, threshold=scene_threshold, max_frames=num_frames)
     else:
-        indices = _indices(len(frames), mode, num_frames)
+        total = sum(1 for _ in iter_frames(path))
+        if total == 0:
+            raise MediaError(f"video has no frames: {path}")
+        indices = _indices(total, mode, num_frames)
+    frames = frames_at(path, indices)
     folder.mkdir(parents=True, exist_ok=True)
     files = []
-    for k, index in enumerate(indices):
+    for k, frame in enumerate(frames):
         target = folder / f"frame_{k:03d}.png"
         with atomic_path(target) as tmp:
-            frames[index].save(tmp, format="PNG")
+            frame.save(tmp, format="PNG")
         files.append(target)
     with atomic_path(index_file) as tmp:
-        tmp.write_text(json.dumps({"video": str(path), "mode": mode, "indices": indices, "n_frames": len(frames)}))
+        tmp.write_text(json.dumps({"video": str(path), "mode": mode, "indices": indices,
+                                   "detector": {"keyframes": "pyscenedetect.ContentDetector",
+                                                "keyframes_approx": "grey-difference approximation"}.get(mode)}))
     return files, indices
 
 
@@ -133,7 +145,8 @@ class VideoQALoader:
 
     def __init__(self, *, annotations: str, video_dir: str, dataset: str, split: str = "test",
                  mapping: str | None = None, frames: str = "uniform", num_frames: int = 10,
-                 scene_threshold: float = 20.0, cache_dir: str | None = None, max_samples: int | None = None,
+                 scene_threshold: float | None = None, scene_min_len: int | None = None,
+                 cache_dir: str | None = None, max_samples: int | None = None,
                  question_column: str = "question", answer_column: str = "answer", video_column: str = "video",
                  id_column: str | None = None) -> None:
         if dataset not in ("msvd", "msrvtt"):
@@ -149,7 +162,8 @@ class VideoQALoader:
         self.mapping = Path(mapping) if mapping else None
         self.frames = frames
         self.num_frames = int(num_frames)
-        self.scene_threshold = float(scene_threshold)
+        self.scene_threshold = None if scene_threshold is None else float(scene_threshold)
+        self.scene_min_len = None if scene_min_len is None else int(scene_min_len)
         self.cache_dir = Path(cache_dir) if cache_dir else None
         self.max_samples = max_samples
         self.columns = {"question": question_column, "answer": answer_column, "video": video_column,
@@ -226,7 +240,8 @@ class VideoQALoader:
         if video not in memo:
             try:
                 files, indices = extract_video_frames(video, mode=self.frames, num_frames=self.num_frames,
-                                                      scene_threshold=self.scene_threshold, cache_dir=self.cache_dir)
+                                                      scene_threshold=self.scene_threshold, cache_dir=self.cache_dir,
+                                                      scene_min_len=self.scene_min_len)
                 memo[video] = ((tuple(Image(str(f)) for f in files)), {"frame_indices": indices})
             except MediaError as exc:
                 logger.warning("video QA: %s", exc)
