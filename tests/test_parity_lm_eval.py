@@ -3,7 +3,7 @@
 The same tiny random causal LM and the same local MMLU files (the ``cais/mmlu`` parquet layout) go
 through our ``mmlu`` task (``hf_lm``, likelihood scoring, lm_eval header) and through lm-eval's own
 ``mmlu_<subject>`` task configs (``lm_eval/tasks/mmlu/default``, only the dataset path pointed at the
-local parquet files) run by ``lm_eval.simple_evaluate`` with its ``HFLM``: per item the four
+local parquet files) run by ``lm_eval.evaluator.evaluate`` with its ``HFLM``: per item the four
 log-likelihoods agree to 1e-5, the chosen letter is the same, and the accuracy is identical.
 Nothing is downloaded (HF_HUB_OFFLINE / HF_DATASETS_OFFLINE).
 """
@@ -81,20 +81,22 @@ def _ours(root, model_dir, results):
 
 def _lm_eval(files, model_dir):
     from lm_eval.api.task import ConfigurableTask
-    from lm_eval.evaluator import simple_evaluate
+    from lm_eval.evaluator import evaluate
     from lm_eval.models.huggingface import HFLM
     from lm_eval.tasks._yaml_loader import load_yaml
 
     default = Path(lm_eval.__file__).parent / "tasks" / "mmlu" / "default"
-    tasks = []
+    tasks = {}
     for subject, data_files in files.items():
         config = load_yaml(default / f"mmlu_{subject}.yaml")
-        config.update(dataset_path="parquet", dataset_name=None, dataset_kwargs={"data_files": data_files})
-        tasks.append(ConfigurableTask(config=config))
+        config.update(dataset_path="parquet", dataset_name=None, dataset_kwargs={"data_files": data_files},
+                      num_fewshot=5)
+        tasks[config["task"]] = ConfigurableTask(config=config)
     lm = HFLM(pretrained=str(model_dir), dtype="float32", max_length=MAX_LENGTH, batch_size=4, add_bos_token=True,
               device="cpu")
-    out = simple_evaluate(model=lm, tasks=tasks, num_fewshot=5, log_samples=True, bootstrap_iters=0)
-    return out
+    # lm_eval.evaluate (what simple_evaluate calls) on the task objects: simple_evaluate would first
+    # index every task YAML lm-eval ships (slow), for nothing here.
+    return evaluate(lm=lm, task_dict={"tasks": tasks, "groups": {}}, log_samples=True, bootstrap_iters=0)
 
 
 def test_mmlu_loglikelihoods_equal_lm_eval(setup, tmp_path, monkeypatch):
