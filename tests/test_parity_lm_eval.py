@@ -79,7 +79,7 @@ def _ours(root, model_dir, results):
     return metrics, {r["id"]: r for r in map(json.loads, lines)}
 
 
-def _lm_eval(files, model_dir):
+def _lm_eval(files, model_dir, cache_dir):
     from lm_eval.api.task import ConfigurableTask
     from lm_eval.evaluator import evaluate
     from lm_eval.models.huggingface import HFLM
@@ -89,7 +89,7 @@ def _lm_eval(files, model_dir):
     tasks = {}
     for subject, data_files in files.items():
         config = load_yaml(default / f"mmlu_{subject}.yaml")
-        config.update(dataset_path="parquet", dataset_name=None, dataset_kwargs={"data_files": data_files},
+        config.update(dataset_path="parquet", dataset_name=None, dataset_kwargs={"data_files": data_files, "cache_dir": str(cache_dir)},
                       num_fewshot=5)
         tasks[config["task"]] = ConfigurableTask(config=config)
     lm = HFLM(pretrained=str(model_dir), dtype="float32", max_length=MAX_LENGTH, batch_size=4, add_bos_token=True,
@@ -103,7 +103,7 @@ def test_mmlu_loglikelihoods_equal_lm_eval(setup, tmp_path, monkeypatch):
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     root, files, model_dir = setup
     metrics, ours = _ours(root, model_dir, tmp_path)
-    theirs = _lm_eval(files, model_dir)
+    theirs = _lm_eval(files, model_dir, tmp_path / "hf_datasets")  # no writes to ~/.cache
     n = correct = 0
     for subject, items in SUBJECTS.items():
         samples = sorted(theirs["samples"][f"mmlu_{subject}"], key=lambda s: s["doc_id"])
