@@ -19,7 +19,7 @@ import pytest
 torch = pytest.importorskip("torch")
 from safetensors.torch import load_file  # noqa: E402
 
-from mio_eval.models.seed_tokenizer import load_seed_tokenizer, seed_transform  # noqa: E402
+from mio_eval.models.mio.seed import load_seed_tokenizer, seed_transform  # noqa: E402
 
 FIXTURE = Path(__file__).parent / "reference" / "seed"
 ATOL = 1e-6

@@ -11,7 +11,7 @@ fixed codes (recorded in the fixture): the SEED image tokenizer (``image_transfo
 ``image_tokenizer.encode_image``), SpeechTokenizer (``speech_tokenizer.encode``) and
 ``torchaudio.load`` (torchaudio does not import beside this torch); so the block strings
 (``<image><img..>x32</image>``, ``<spch><spch..>..</spch>``, content codes only) are built by MIO's
-own code. The tokenizer is built by ``mio_tiny._tokenizer`` (SentencePiece BPE trained in memory,
+own code. The tokenizer is built by ``mio_eval.models.mio.tiny._tokenizer`` (SentencePiece BPE trained in memory,
 slow ``LlamaTokenizer`` + MIO's added tokens) and loaded by MIO with
 ``LlamaTokenizer.from_pretrained``; the sha256 of its ``tokenizer.model`` is recorded.
 
@@ -116,7 +116,7 @@ def main(argv=None) -> int:
     import soundfile as sf
     from PIL import Image
 
-    from mio_eval.models.mio_tiny import _tokenizer
+    from mio_eval.models.mio.tiny import _tokenizer
 
     git_dir = source(REPO, COMMIT, cache=args.cache)
     with tempfile.TemporaryDirectory() as tmp:
@@ -145,7 +145,7 @@ def main(argv=None) -> int:
     fixture = {
         "reference": f"{REPO}@{COMMIT} tokenization_mio.py MIOTokenizer (prompts: infer.py)",
         "script": "scripts/reference/mio_fixture.py",
-        "vocabulary": {"builder": "mio_eval.models.mio_tiny._tokenizer", "tokenizer_model_sha256": digest},
+        "vocabulary": {"builder": "mio_eval.models.mio.tiny._tokenizer", "tokenizer_model_sha256": digest},
         "systems": {"std": module.MIO_STD_MODE_SYSTEM, "voice": module.MIO_VOICE_MODE_SYSTEM},
         "media": {"image_greys": IMAGE_GREYS, "speech_samples": SPEECH_SAMPLES,
                   "image_codes": {str(g): image_codes(g) for g in (IMAGE_GREYS["image"], *IMAGE_GREYS["frames"])},
