@@ -1,18 +1,23 @@
-"""VQA accuracy: ``mio_eval.metrics.vqa.vqa_accuracies`` beside a straightforward per-question
-implementation of the reference scorer's algorithm, on the same synthetic split, in one run.
+"""VQA accuracy: ``mio_eval.metrics.vqa.vqa_accuracies`` beside the ORIGINAL reference scorers, on the
+same synthetic split, in one run.
 
     python benchmarks/vqa_accuracy.py [--questions 200000] [--repeats 3] [--seed 0]
-                                      [--variants vqa2021[,vqa2016,lmms,lmms_tokenized]]
+                                      [--variants vqa2021[,vqa2016,lmms,lmms_tokenized,lmms_2024]]
+                                      [--cache DIR]
+
+Baselines (fetched at benchmark time into ``--cache`` with git, never committed; set
+``REF_GT_VISION_LAB_VQA`` / ``REF_EVOLVINGLMMS_LAB_LMMS_EVAL`` to local clones to skip cloning):
+``vqa2016`` / ``vqa2021`` run GT-Vision-Lab/VQA ``vqaEval.py`` @458a8b2 / @a013f00 (``VQAEval.evaluate``
+over the whole split, its two Python 2 print statements made calls); ``lmms`` / ``lmms_2024`` run
+lmms-eval ``vqav2_process_results`` @75571cf / @7548ebe per question, ``lmms_tokenized`` its
+``ok_vqa_process_results`` @75571cf (the loading code is ``scripts/reference/vqa_fixture.py``'s).
 
 The split is seeded and VQAv2-shaped: 10 answers per question, ~38 % yes/no, ~12 % numbers,
 the rest drawn from a Zipf-distributed vocabulary of 20,000 phrases; annotators agree with the
 question's answer 70 % of the time and otherwise give a variant of it (case, final period,
 article, number word, hyphen, comma) or another phrase; predictions are model-like ("Yes.",
-"The red car", "two") or wrong. The baseline is what a port of the reference script does per
-question: normalise the 10 answers and the prediction (21 punctuation checks, each re-running
-the digit-comma regex, then the word maps), then compare each answer dict with the other nine.
-Both sides must return identical floats (asserted). Reported: median seconds of ``--repeats``
-runs and the ratio. Speed is measured here, never asserted in tests.
+"The red car", "two") or wrong. Both sides must return identical floats (asserted). Reported:
+median seconds of ``--repeats`` runs and the ratio. Speed is measured here, never asserted in tests.
 """
 
 from __future__ import annotations
@@ -20,98 +25,31 @@ from __future__ import annotations
 import argparse
 import platform
 import random
-import re
 import statistics
 import sys
+import tempfile
 import time
+from pathlib import Path
 
-from mio_eval.metrics import vqa as vqa_module
-from mio_eval.metrics.vqa import VQA_VARIANTS, vqa_accuracies
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts" / "reference"))
+
+from mio_eval.metrics.vqa import VQA_VARIANTS, vqa_accuracies  # noqa: E402
+from vqa_fixture import LMMS, OFFICIAL, lmms_module, lmms_scores, official_scores  # noqa: E402
+from _sources import source  # noqa: E402
 
 GOAL_RATIO = 10.0
-
-# --- the straightforward baseline, per question, as the reference scripts do it -------------------
-
-PUNCT = [";", r"/", "[", "]", '"', "{", "}", "(", ")", "=", "+", "\\", "_", "-", ">", "<", "@", "`", ",", "?", "!"]
-NUMBERS = {"none": "0", "zero": "0", "one": "1", "two": "2", "three": "3", "four": "4", "five": "5", "six": "6",
-           "seven": "7", "eight": "8", "nine": "9", "ten": "10"}
-ARTICLES = ["a", "an", "the"]
-CONTRACTIONS = dict(vqa_module._CONTRACTIONS)  # the shared data table
-PERIOD = re.compile(r"(?!<=\d)(\.)(?!\d)")
-COMMA = {"official": re.compile(r"(\d)(\,)(\d)"), "lmms": re.compile(r"(?<=\d)(\,)+(?=\d)")}
+LMMS_TASK = {"lmms": "vqav2", "lmms_2024": "vqav2", "lmms_tokenized": "ok_vqa"}
 
 
-def punctuation(in_text, comma):
-    out_text = in_text
-    for p in PUNCT:
-        if (p + " " in in_text or " " + p in in_text) or (re.search(comma, in_text) is not None):
-            out_text = out_text.replace(p, "")
-        else:
-            out_text = out_text.replace(p, " ")
-    return PERIOD.sub("", out_text, re.UNICODE)
-
-
-def digit_article(in_text):
-    out = []
-    for word in in_text.lower().split():
-        word = NUMBERS.get(word, word)
-        if word not in ARTICLES:
-            out.append(word)
-    for i, word in enumerate(out):
-        if word in CONTRACTIONS:
-            out[i] = CONTRACTIONS[word]
-    return " ".join(out)
-
-
-def clean(text):
-    return text.replace("\n", " ").replace("\t", " ").strip()
-
-
-def leave_one_out(pred, gts):
-    accs = []
-    for gt in gts:
-        others = [item for item in gts if item != gt]
-        matching = [item for item in others if item["answer"] == pred]
-        accs.append(min(1, float(len(matching)) / 3))
-    return accs
-
-
-def baseline_question(variant, pred, answers):
-    gts = [{"answer": a, "answer_id": i + 1} for i, a in enumerate(answers)]
-    if variant == "vqa2021":
-        for gt in gts:
-            gt["answer"] = clean(gt["answer"])
-        pred = clean(pred)
-        if len({gt["answer"] for gt in gts}) > 1:
-            for gt in gts:
-                gt["answer"] = digit_article(punctuation(gt["answer"], COMMA["official"]))
-            pred = digit_article(punctuation(pred, COMMA["official"]))
-    elif variant == "vqa2016":
-        pred = digit_article(punctuation(clean(pred), COMMA["official"]))
-        if len({gt["answer"] for gt in gts}) > 1:
-            for gt in gts:
-                gt["answer"] = punctuation(gt["answer"], COMMA["official"])
-    elif variant == "lmms":
-        for gt in gts:
-            gt["answer"] = digit_article(punctuation(clean(gt["answer"]), COMMA["lmms"]))
-        pred = digit_article(punctuation(clean(pred), COMMA["lmms"]))
-    else:  # lmms_tokenized: EvalAIAnswerProcessor.__call__ on both sides
-
-        def call(item):
-            item = clean(item.lower().replace(",", "").replace("?", "").replace("'s", " 's").strip())
-            return digit_article(punctuation(item, COMMA["lmms"]))
-
-        for gt in gts:
-            gt["answer"] = call(gt["answer"])
-        pred = call(pred)
-    accs = leave_one_out(pred, gts)
-    if variant.startswith("lmms"):
-        return float(statistics.mean(accs))
-    return float(sum(accs)) / len(accs)
-
-
-def baseline(variant, predictions, answers_lists):
-    return [baseline_question(variant, p, a) for p, a in zip(predictions, answers_lists)]
+def reference_scorer(variant: str, cache: Path, scratch: Path):
+    """``pairs -> accuracies`` with the original code of ``variant``."""
+    if variant in OFFICIAL:
+        git_dir = source("GT-Vision-Lab/VQA", OFFICIAL[variant], cache=cache)
+        return lambda pairs: official_scores(git_dir, OFFICIAL[variant], pairs)
+    git_dir = source("EvolvingLMMs-Lab/lmms-eval", LMMS[variant], cache=cache)
+    module = lmms_module(git_dir, LMMS[variant], LMMS_TASK[variant], scratch)
+    return lambda pairs: lmms_scores(module, LMMS_TASK[variant], pairs)
 
 
 # --- the synthetic split ---------------------------------------------------------------------------
@@ -199,6 +137,7 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--variants", default="vqa2021", help="comma-separated; any of " + ", ".join(VQA_VARIANTS))
+    parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "mio-eval-reference")
     args = parser.parse_args(argv)
     variants = [v for v in args.variants.split(",") if v]
     for v in variants:
@@ -212,13 +151,16 @@ def main(argv=None):
           f"built in {time.perf_counter() - start:.1f} s")
     print(f"# Python {platform.python_version()}, {platform.machine()}, median of {args.repeats}")
     print()
-    print("| variant | mio-eval vqa_accuracies | straightforward per question | ratio | mean accuracy "
+    print("| variant | mio-eval vqa_accuracies | original reference scorer | ratio | mean accuracy "
           "| goal ≥ 10× |")
     print("|---|---|---|---|---|---|")
     ok = True
+    pairs = list(zip(predictions, answers_lists))
+    scratch = tempfile.TemporaryDirectory()
     for variant in variants:
+        reference = reference_scorer(variant, args.cache, Path(scratch.name))
         ours_s, ours = timed(lambda: vqa_accuracies(predictions, answers_lists, variant=variant), args.repeats)
-        base_s, base = timed(lambda: baseline(variant, predictions, answers_lists), args.repeats)
+        base_s, base = timed(lambda: reference(pairs), args.repeats)
         if ours != base:
             bad = next(i for i, (a, b) in enumerate(zip(ours, base)) if a != b)
             sys.exit(f"{variant}: values differ at question {bad}: {ours[bad]!r} != {base[bad]!r}")
@@ -228,7 +170,7 @@ def main(argv=None):
               f"{base_s:.2f} s ({1e6 * base_s / args.questions:.1f} µs/q) | **{ratio:.1f}×** | "
               f"{100 * sum(ours) / len(ours):.2f} | {'yes' if ratio >= GOAL_RATIO else 'no'} |")
     print()
-    print("values identical to the baseline, question by question: yes")
+    print("values identical to the original scorers, question by question: yes")
     return 0 if ok else 1
 
 

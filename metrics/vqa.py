@@ -20,6 +20,12 @@ which side is normalised, when, and how:
                           bug"): strip both sides; normalise *both* only when the answers are
                           not all identical, otherwise compare raw strings (so ``"Yes"``
                           against 10 x ``"yes"`` scores 0).
+``lmms_2024``             lmms-eval ``vqav2/utils.py`` @7548ebe (2024-09-01, unchanged until
+                          b439d82, 2025-07): the MIO paper's era. The prediction goes through
+                          the processor's full ``__call__`` (``cat's`` -> ``cat 's``); the
+                          answers are normalised (punctuation + digit/article, and the
+                          prediction a second time) only when they are not all identical,
+                          else compared raw: ``"cat's toy"`` vs 10 x ``"cat's toy"`` is 0.
 ========================  ==================================================================
 
 Two smaller differences are reproduced too. lmms-eval's processor detects ``digit,digit`` with
@@ -64,6 +70,8 @@ VQA_VARIANTS: dict[str, str] = {
     "(= LAVIS / SEED-Bench copy: prediction always normalised; answers punctuation-only if not all identical)",
     "vqa2021": "GT-Vision-Lab/VQA @a013f00 PythonEvaluationTools/vqaEvaluation/vqaEval.py "
     "(both sides normalised only if the answers are not all identical, else raw comparison)",
+    "lmms_2024": "lmms-eval @7548ebe lmms_eval/tasks/vqav2/utils.py (before the 2025 fixes b439d82, 28ea9a1: "
+    "prediction through EvalAIAnswerProcessor.__call__; answers normalised only if not all identical)",
 }
 
 # --- the normalisation tables, as in both references ------------------------------------------
@@ -179,6 +187,8 @@ def vqa_normalize(text: str, *, variant: str = "lmms") -> str:
         return _norm_lmms(text)
     if variant == "lmms_tokenized":
         return _norm_lmms_tokenized(text)
+    if variant == "lmms_2024":  # the prediction when the answers differ (processed twice)
+        return _norm_lmms(_norm_lmms_tokenized(text))
     return _norm_official(_clean(text))
 
 
@@ -272,6 +282,9 @@ def _make_scorer(variant: str) -> Callable[[str, Sequence[str]], float]:
 
         return score
 
+    if variant == "lmms_2024":
+        return _lmms_2024_scorer()
+
     loo = _LOO["sequential"]
     full = _Memo(lambda s: _norm_official(_clean(s)))
     if variant == "vqa2016":
@@ -296,6 +309,27 @@ def _make_scorer(variant: str) -> Callable[[str, Sequence[str]], float]:
         if len(set(gts)) > 1:
             return loo(full[prediction], list(map(full_clean.__getitem__, gts)))
         return loo(clean[prediction], gts)
+
+    return score
+
+
+def _lmms_2024_scorer() -> Callable[[str, Sequence[str]], float]:
+    # lmms-eval @7548ebe vqav2_process_results: resAns = processor(pred); answers stripped; if
+    # they are not all identical, answers get punctuation + digit/article and resAns the same a
+    # second time (``_norm_lmms`` of an already-processed string); statistics.mean.
+    tokenized = _Memo(_norm_lmms_tokenized)
+    full = _Memo(_norm_lmms)
+    clean = _Memo(_clean)
+    loo = _LOO["exact"]
+
+    def score(prediction: str, answers: Sequence[str]) -> float:
+        if not answers:
+            raise ValueError("VQA accuracy of a question with no answers is undefined")
+        gts = list(map(clean.__getitem__, answers))
+        pred = tokenized[prediction]
+        if len(set(gts)) > 1:
+            return loo(full[pred], list(map(full.__getitem__, gts)))
+        return loo(pred, gts)
 
     return score
 

@@ -393,7 +393,7 @@ def test_question_types_and_empty_state():
 
 
 def test_variant_descriptions():
-    assert set(VQA_VARIANTS) == set(VARIANTS)
+    assert set(VQA_VARIANTS) == set(VARIANTS) | {"lmms_2024"}  # lmms_2024: tests/test_parity_vqa.py
     assert "458a8b2" in VQA_VARIANTS["vqa2016"] and "a013f00" in VQA_VARIANTS["vqa2021"]
 
 
