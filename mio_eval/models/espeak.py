@@ -8,18 +8,15 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from mio_eval.atomic import atomic_path
 from mio_eval.errors import ConfigError
-from mio_eval.media import output_path
-from mio_eval.types import Audio, Modality, Output, Request
+from mio_eval.models.cli_tts import in_parallel, synthesize
+from mio_eval.types import Modality, Output, Request
 
 __all__ = ["EspeakTTS"]
 
-SAMPLE_RATE = 22050
 
 
 class EspeakTTS:
@@ -54,31 +51,21 @@ class EspeakTTS:
         proc = subprocess.run([self._binary, "--version"], capture_output=True, text=True, check=False)
         self._version = proc.stdout.strip()
 
-    def _speak(self, request: Request, media_dir: Path) -> Output:
-        text = request.text.strip()
-        if not text:
-            return Output.failure("espeak: empty text")
-        target = output_path(media_dir, request.sample_id, ".wav")
+    def _command(self, target: Path) -> list[str]:
         cmd = [self._binary, "-v", self.voice, "-s", str(self.rate)]
         if self.pitch is not None:
             cmd += ["-p", str(self.pitch)]
-        try:
-            with atomic_path(target) as tmp:
-                proc = subprocess.run(cmd + ["-w", str(tmp), "--stdin"], input=text, capture_output=True,
-                                      text=True, timeout=self.timeout_s, check=False)
-                if proc.returncode != 0:
-                    raise RuntimeError(f"exit {proc.returncode}: {proc.stderr.strip()[:200]}")
-                if tmp.stat().st_size <= 44:
-                    raise RuntimeError("wrote no audio")
-        except (RuntimeError, subprocess.TimeoutExpired, OSError) as exc:
-            return Output.failure(f"espeak: {exc}")
-        return Output(media=(Audio(str(target), SAMPLE_RATE),), n_input_tokens=len(text.split()))
+        return cmd + ["-w", str(target), "--stdin"]
+
+    def _speak(self, request: Request, media_dir: Path) -> Output:
+        text = request.text.strip()
+        return synthesize("espeak", request, text, media_dir, command=self._command, stdin=text,
+                          timeout_s=self.timeout_s)
 
     def generate(self, requests: Sequence[Request], *, media_dir: Path) -> list[Output]:
         if self._binary is None:
             self.load()
-        with ThreadPoolExecutor(self.workers) as pool:
-            return list(pool.map(lambda r: self._speak(r, media_dir), requests))
+        return in_parallel(lambda r: self._speak(r, media_dir), requests, self.workers)
 
     def provenance(self) -> Mapping[str, Any]:
         return {"model": "espeak-ng", "version": self._version, "voice": self.voice, "rate": self.rate,

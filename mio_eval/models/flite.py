@@ -19,15 +19,12 @@ from __future__ import annotations
 import hashlib
 import shutil
 import subprocess
-import wave
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from mio_eval.atomic import atomic_path
 from mio_eval.errors import ConfigError
-from mio_eval.media import output_path
-from mio_eval.types import Audio, Modality, Output, Request
+from mio_eval.models.cli_tts import in_parallel, synthesize
+from mio_eval.types import Modality, Output, Request
 
 __all__ = ["FliteTTS", "flite_voices"]
 
@@ -100,33 +97,15 @@ class FliteTTS:
         return cmd + ["-t", text, "-o", str(target)]
 
     def _speak(self, request: Request, media_dir: Path) -> Output:
+        # flite exits 0 even when it could not write the file: synthesize checks the header.
         text = " ".join(request.text.split())
-        if not text:
-            return Output.failure("flite: empty text")
-        target = output_path(media_dir, request.sample_id, ".wav")
-        try:
-            with atomic_path(target) as tmp:
-                proc = subprocess.run(self._command(text, tmp), capture_output=True, text=True,
-                                      timeout=self.timeout_s, check=False)
-                # flite exits 0 even when it could not write the file; the header tells.
-                if proc.returncode != 0:
-                    raise RuntimeError(f"exit {proc.returncode}: {proc.stderr.strip()[:200]}")
-                try:
-                    with wave.open(str(tmp), "rb") as wav:
-                        rate, frames = wav.getframerate(), wav.getnframes()
-                except (wave.Error, EOFError) as exc:
-                    raise RuntimeError(f"wrote no audio ({exc}; {proc.stderr.strip()[:200]})") from None
-                if frames == 0:
-                    raise RuntimeError("wrote no audio")
-        except (RuntimeError, subprocess.TimeoutExpired, OSError) as exc:
-            return Output.failure(f"flite: {exc}")
-        return Output(media=(Audio(str(target), rate),), n_input_tokens=len(text.split()))
+        return synthesize("flite", request, text, media_dir, command=lambda tmp: self._command(text, tmp),
+                          stdin=None, timeout_s=self.timeout_s)
 
     def generate(self, requests: Sequence[Request], *, media_dir: Path) -> list[Output]:
         if self._binary is None:
             self.load()
-        with ThreadPoolExecutor(self.workers) as pool:
-            return list(pool.map(lambda r: self._speak(r, media_dir), requests))
+        return in_parallel(lambda r: self._speak(r, media_dir), requests, self.workers)
 
     def provenance(self) -> Mapping[str, Any]:
         info: dict[str, Any] = {"model": "cmu-flite", "version": self._version, "voice": self.voice,
