@@ -75,7 +75,7 @@ def _ours(root, model_dir, results):
         f"paths.results_dir={results}", "runner.progress=false", f"task.loader.root={root / 'mmlu'}",
         "task.loader.expected_size=null", f"model.path={model_dir}", "model.dtype=float32",
         f"model.max_length={MAX_LENGTH}", "model.add_bos=true", "runner.batch_size=4"])
-    lines = (results / "hf_lm" / "mmlu" / "predictions.jsonl").read_text().splitlines()
+    lines = (results / metrics["model"] / "mmlu" / "predictions.jsonl").read_text().splitlines()
     return metrics, {r["id"]: r for r in map(json.loads, lines)}
 
 
