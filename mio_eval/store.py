@@ -36,7 +36,7 @@ from typing import Any, Iterable, KeysView, Mapping
 from mio_eval.atomic import atomic_write_json, file_mode
 from mio_eval.errors import StoreError, StoreWriteError
 
-__all__ = ["PredictionStore", "repair", "read_jsonl_records"]
+__all__ = ["PredictionStore", "repair", "read_jsonl_records", "write_whole_lines", "open_append"]
 
 _RUN_FILES = ("predictions.jsonl", "scores.jsonl", "metrics.json", "run.json")
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
@@ -73,6 +73,28 @@ def read_jsonl_records(data: bytes, path: Path) -> tuple[list[tuple[int, dict[st
             continue
         records.append((lineno, record))
     return records, bad
+
+
+def write_whole_lines(fd: int, payload: bytes) -> None:
+    """Append ``payload`` (whole lines) to ``fd`` and fsync. On disk full or an I/O error the file
+    is cut back to its previous end, so it stays readable and resumable, and OSError propagates."""
+    start = os.fstat(fd).st_size
+    try:
+        view = memoryview(payload)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    except OSError:
+        try:
+            os.ftruncate(fd, start)
+        except OSError:
+            pass  # the reader drops a half-written last line in any case
+        raise
+
+
+def open_append(path: Path):
+    """An unbuffered binary append handle on ``path``, never through a symbolic link."""
+    return os.fdopen(_open_nofollow(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT), "ab", buffering=0)
 
 
 class PredictionStore:
@@ -194,20 +216,9 @@ class PredictionStore:
             if previous is not None:
                 record["attempt"] = self._attempts.get(record["id"], 1) + 1
         payload = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode("utf-8")
-        fd = self._fh.fileno()
-        start = os.fstat(fd).st_size
         try:
-            view = memoryview(payload)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
+            write_whole_lines(self._fh.fileno(), payload)
         except OSError as exc:
-            # Disk full or an I/O error: cut the file back to its last whole batch so the store
-            # stays readable and resumable, and stop the run with the reason.
-            try:
-                os.ftruncate(fd, start)
-            except OSError:
-                pass  # the reader drops a half-written last line in any case
             raise StoreWriteError(
                 f"cannot save predictions to {self.predictions_path}: {exc.strerror or exc}; "
                 f"the {len(self._records)} samples saved before are intact; fix the cause and rerun to resume"
@@ -249,6 +260,7 @@ class PredictionStore:
         for name in _RUN_FILES:
             (self.run_dir / name).unlink(missing_ok=True)
         shutil.rmtree(self.media_dir, ignore_errors=True)
+        shutil.rmtree(self.run_dir / "shards", ignore_errors=True)  # a data-parallel run's unmerged shards
 
     def _load(self) -> None:
         self._records, self._attempts = {}, {}
