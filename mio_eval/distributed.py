@@ -81,7 +81,7 @@ def balance(sizes: Sequence[float], world: int) -> list[list[int]]:
     list keeps the input order.
 
     >>> balance([5, 4, 3, 3, 1], 2)
-    [[0, 3, 4], [1, 2]]
+    [[0, 3], [1, 2, 4]]
     """
     heap = [(0.0, r) for r in range(world)]
     shards: list[list[int]] = [[] for _ in range(world)]

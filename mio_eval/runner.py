@@ -208,7 +208,11 @@ def _generate_batch(adapter: ModelAdapter, batch: Sequence[Request], media_dir: 
                 sizer.shrink(1)
                 return [Output.failure(f"out of memory at batch size 1: {type(batch_exc).__name__}: {batch_exc}")]
             sizer.shrink(len(batch))
-            return [o for part in _chunks(batch, sizer.size) for o in _generate_batch(adapter, part, media_dir, sizer)]
+            outputs, rest = [], list(batch)
+            while rest:  # the size may shrink again inside: re-read it for every part
+                part, rest = rest[: sizer.size], rest[sizer.size :]
+                outputs += _generate_batch(adapter, part, media_dir, sizer)
+            return outputs
         if len(batch) == 1:
             return [Output.failure(f"{type(batch_exc).__name__}: {batch_exc}")]
     outputs = []
