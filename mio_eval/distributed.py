@@ -45,7 +45,8 @@ import uuid
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
-from mio_eval.errors import ConfigError, MioEvalError, RunFailed, StoreError, StoreWriteError
+from mio_eval.errors import (ConfigError, Interrupted, MioEvalError, RunFailed, StoreError, StoreWriteError,
+                             Terminated)
 
 __all__ = ["current", "balance", "merge_shards", "read_shard", "ShardWriter", "Group", "merge_provenance",
            "launch", "nullcontext", "is_worker"]
@@ -275,6 +276,8 @@ class Group:
     def post_failure(self, exc: BaseException) -> MioEvalError:
         """Publish this rank's error; returns the error to raise (its message names the rank)."""
         reason = " ".join(str(exc).split()) or type(exc).__name__
+        if isinstance(exc, (Interrupted, Terminated)):  # stopped from outside: not the root cause
+            return type(exc)(f"rank {self.rank} of {self.world} {reason}")
         if not isinstance(exc, MioEvalError):
             reason = f"{type(exc).__name__}: {reason}"
         message = f"rank {self.rank} of {self.world} failed: {reason}"
@@ -352,11 +355,10 @@ class Group:
         self.store.add(self.ns + "done", 1)
 
     def lead(self, task, adapter, samples, store, *, settings, digests, refused) -> dict[str, Any] | None:
-        """Rank 0: merge leftover shards, plan, publish, generate its shard, wait, merge, report
+        """Rank 0 (the runner has merged a killed run's shards): plan, publish, generate its shard, wait, merge, report
         the batch sizes (as ``runner._generate``)."""
         from mio_eval.runner import plan as make_plan
 
-        merge_shards(store, [s.id for s in samples])
         work = make_plan(task, samples, store, settings, digests, refused)
         dealt = balance([work.requests[s.id].size() for s in work.order], self.world)
         ranks = [[work.order[i].id for i in indices] for indices in dealt]

@@ -558,6 +558,9 @@ def _evaluate(task: Task, adapter: ModelAdapter, *, run_dir, settings: RunnerSet
         create=settings.stage != "score", selection=selection,
     ) as store:
         _refuse_shrinking(run_dir, {s.id for s in samples}, selection)
+        # A data-parallel run killed mid-way leaves shards: they hold finished samples, whatever
+        # the number of ranks now (one process included).
+        _distributed.merge_shards(store, [s.id for s in samples])
         if settings.stage in ("generate", "all"):
             g0 = time.perf_counter()
             if group is not None:
