@@ -204,7 +204,8 @@ def test_two_ranks_equal_one_process_mio_tiny(data, tmp_path):
     from mio_eval.models.mio_tiny import build_tiny_mio
 
     ckpt = build_tiny_mio(tmp_path / "tiny")
-    extra = ["model=mio_tiny", f"model.path={ckpt}", "task.generation.max_new_tokens=8", "runner.limit=4"]
+    extra = ["model=mio_tiny", f"model.path={ckpt}", "task.generation.max_new_tokens=8", "task.generation.num_beams=1",
+             "runner.limit=4"]
     proc = _torchrun(tmp_path, _args(data, tmp_path / "two", *extra))
     assert proc.returncode == 0, proc.stderr[-3000:]
     run(TASK, "mio_tiny", _args(data, tmp_path / "one", *extra)[1:])
