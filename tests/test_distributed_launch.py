@@ -225,3 +225,17 @@ def test_submitit_local_sweep_lands_in_one_results_root(data, tmp_path):
     report = subprocess.run([sys.executable, "-m", "mio_eval", "report", str(results)], cwd=tmp_path, env=_env(),
                             capture_output=True, text=True, timeout=TIMEOUT)
     assert report.returncode == 0 and "| dummy_a |" in report.stdout and "| dummy_b |" in report.stdout
+
+
+def test_slurm_launcher_config_takes_partition_gpus_nodes_and_time(tmp_path):
+    cmd = [sys.executable, "-m", "mio_eval", "hydra/launcher=slurm", "hydra.launcher.partition=gpu",
+           "hydra.launcher.nodes=2", "hydra.launcher.timeout_min=90", f"task={TASK}", "model=dummy", "runner.nproc=8",
+           "--cfg", "hydra", "--package", "hydra.launcher"]
+    proc = subprocess.run(cmd, cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=TIMEOUT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    import yaml
+
+    launcher = yaml.safe_load(proc.stdout)
+    assert launcher["_target_"].endswith("submitit_launcher.SlurmLauncher")
+    assert (launcher["partition"], launcher["nodes"], launcher["gpus_per_node"], launcher["tasks_per_node"],
+            launcher["timeout_min"]) == ("gpu", 2, 8, 1, 90)
