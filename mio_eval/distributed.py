@@ -156,29 +156,33 @@ def merge_shards(store: Any, order: Sequence[str]) -> int:
     files = sorted(directory.glob("rank-*.jsonl")) if directory.is_dir() else []
     if not files:
         return 0
-    found: dict[str, list[dict[str, Any]]] = {}
+    found: dict[str, list[tuple[dict[str, Any], bytes]]] = {}
     for path in files:
-        for record, _line in read_shard(path):
-            found.setdefault(record["id"], []).append(record)
+        for record, line in read_shard(path):
+            found.setdefault(record["id"], []).append((record, line))
     position = {sample_id: k for k, sample_id in enumerate(order)}
-    ids = sorted(found, key=lambda i: (position.get(i, len(position)), i))
-    rounds: list[list[dict[str, Any]]] = []
+    last = len(position)
+    ids = sorted(found, key=lambda i: (position.get(i, last), i))
+    rounds: list[list[tuple[dict[str, Any], bytes]]] = []
     for sample_id in ids:
         latest = store.get(sample_id)
         k = 0
-        for record in found[sample_id]:
-            record.pop("attempt", None)
+        for record, line in found[sample_id]:
+            if "attempt" in record:
+                record.pop("attempt")
+                line = json.dumps(record, ensure_ascii=False).encode("utf-8")
             if latest is not None and (_same(latest, record)
                                        or (not latest.get("error") and not record.get("supersedes"))):
                 continue
             if k == len(rounds):
                 rounds.append([])
-            rounds[k].append(record)
+            rounds[k].append((record, line))
             latest, k = record, k + 1
     appended = 0
     for batch in rounds:  # one record per sample and round: a retry follows its failed attempt
         for start in range(0, len(batch), 50_000):
-            store.append(batch[start : start + 50_000])
+            chunk = batch[start : start + 50_000]
+            store.append([r for r, _ in chunk], encoded=[line for _, line in chunk])
         appended += len(batch)
     for path in files:
         path.unlink()

@@ -31,7 +31,7 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import Any, Iterable, KeysView, Mapping
+from typing import Any, Iterable, KeysView, Mapping, Sequence
 
 from mio_eval.atomic import atomic_write_json, file_mode
 from mio_eval.errors import StoreError, StoreWriteError
@@ -198,11 +198,13 @@ class PredictionStore:
     def __len__(self) -> int:
         return len(self._records)
 
-    def append(self, records: Iterable[Mapping[str, Any]]) -> None:
+    def append(self, records: Iterable[Mapping[str, Any]], *, encoded: Sequence[bytes] | None = None) -> None:
         """Append one batch of records as whole lines, then flush and fsync.
 
         A sample already stored may only be appended again when its latest attempt failed (a
-        retry); the record gets ``attempt`` = its number (1 for the first)."""
+        retry); the record gets ``attempt`` = its number (1 for the first). ``encoded``: each
+        record's JSON line as read from a shard (no newline), written as is unless the record
+        gets an ``attempt`` (a shard merge need not encode again)."""
         if self._fh is None:
             raise RuntimeError("store is not open")
         records = [dict(r) for r in records]
@@ -215,7 +217,11 @@ class PredictionStore:
             seen.add(record["id"])
             if previous is not None:
                 record["attempt"] = self._attempts.get(record["id"], 1) + 1
-        payload = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode("utf-8")
+        if encoded is None:
+            payload = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode("utf-8")
+        else:
+            payload = b"".join((json.dumps(r, ensure_ascii=False).encode("utf-8") if "attempt" in r else line) + b"\n"
+                               for r, line in zip(records, encoded, strict=True))
         try:
             write_whole_lines(self._fh.fileno(), payload)
         except OSError as exc:
