@@ -73,21 +73,13 @@ def _launch(cfg, nproc: int) -> None:
 
     from mio_eval import distributed
 
-    code = distributed.launch(list(HydraConfig.get().overrides.task), nproc=nproc,
-                              timeout_s=float(cfg.runner.get("rank_timeout_s", 120.0)))
+    code = distributed.launch(list(HydraConfig.get().overrides.task), nproc=nproc)
     if code:
         _state["exit"] = max(_state["exit"], code)
         return
     path = Path(cfg.paths.results_dir) / cfg.model.name / cfg.task.name / "metrics.json"
-    if cfg.runner.get("stage") == "generate" or not path.is_file():
-        print(f"generated {cfg.task.name} with {cfg.model.name} on {nproc} ranks")
-        return
-    from mio_eval.report import render_runs
-
-    metrics = json.loads(path.read_text(encoding="utf-8"))
-    print(render_runs([metrics]))
-    print(f"results: {path}")
-    _state["runs"].append(metrics)
+    if cfg.runner.get("stage") != "generate" and path.is_file():  # rank 0 printed it; a sweep ranks it
+        _state["runs"].append(json.loads(path.read_text(encoding="utf-8")))
 
 
 def _hydra_main() -> None:
@@ -276,6 +268,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(f"mio-eval: error: {exc}", file=sys.stderr)
         sys.exit(2)
     if suite is not None:
+        from mio_eval import distributed
+
+        nproc = _value_of(args, "runner.nproc")
+        if nproc is not None and nproc.isdigit() and int(nproc) > 1 and not distributed.is_worker():
+            sys.exit(distributed.launch(args, nproc=int(nproc)))  # every rank runs the suite
         sys.exit(_run_suite(tasks, overrides, label))
     sys.argv = [sys.argv[0] if sys.argv else "mio-eval", *args]  # Hydra parses sys.argv
     _state.update(entered=False, exit=0, runs=[])  # "note" survives: said once the run starts

@@ -418,7 +418,7 @@ class Group:
 
 # -- launching -------------------------------------------------------------------------------
 
-def launch(overrides: Sequence[str], *, nproc: int, timeout_s: float = 120.0) -> int:
+def launch(overrides: Sequence[str], *, nproc: int) -> int:
     """``mio-eval ... runner.nproc=N``: run the same command as N local ranks through
     ``torch.distributed.run``'s elastic API (``elastic_launch``; on a multi-node Slurm
     allocation, one agent per node meeting at the first node, via submitit's job environment).
