@@ -156,6 +156,14 @@ def merge_shards(store: Any, order: Sequence[str]) -> int:
     files = sorted(directory.glob("rank-*.jsonl")) if directory.is_dir() else []
     if not files:
         return 0
+    from mio_eval.store import no_gc
+
+    with no_gc():
+        return _merge(store, files, order)
+
+
+def _merge(store: Any, files: Sequence[Path], order: Sequence[str]) -> int:
+    directory = store.run_dir / SHARDS
     found: dict[str, list[tuple[dict[str, Any], bytes]]] = {}
     for path in files:
         for record, line in read_shard(path):

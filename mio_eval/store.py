@@ -26,12 +26,14 @@ of the run directory.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
+import gc
 import json
 import os
 import shutil
 from pathlib import Path
-from typing import Any, Iterable, KeysView, Mapping, Sequence
+from typing import Any, Iterable, Iterator, KeysView, Mapping, Sequence
 
 from mio_eval.atomic import atomic_write_json, file_mode
 from mio_eval.errors import StoreError, StoreWriteError
@@ -73,6 +75,20 @@ def read_jsonl_records(data: bytes, path: Path) -> tuple[list[tuple[int, dict[st
             continue
         records.append((lineno, record))
     return records, bad
+
+
+@contextlib.contextmanager
+def no_gc() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector while parsing many records: JSON records hold no
+    reference cycles, and each collection pass walks every record already loaded (quadratic; it
+    cost 2.5x on a 200k-line merge)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def write_whole_lines(fd: int, payload: bytes) -> None:
@@ -269,6 +285,10 @@ class PredictionStore:
         shutil.rmtree(self.run_dir / "shards", ignore_errors=True)  # a data-parallel run's unmerged shards
 
     def _load(self) -> None:
+        with no_gc():
+            self._load_records()
+
+    def _load_records(self) -> None:
         self._records, self._attempts = {}, {}
         if not self.predictions_path.is_symlink() and not self.predictions_path.exists():
             return
