@@ -187,7 +187,8 @@ class Group:
                     current_beats = self.store.add(f"hb/{r}", 0)
                     if current_beats != beats:
                         seen[r] = (current_beats, now)
-                    elif now - since > self.timeout_s and not self.store.check([f"exit/{r}"]):
+                    # A rank not beating yet has not joined (the rendezvous times out on that).
+                    elif current_beats and now - since > self.timeout_s and not self.store.check([f"exit/{r}"]):
                         self._die(f"rank {r} of {self.world} stopped responding for {self.timeout_s:g} s (killed or "
                                   f"hung; runner.rank_timeout_s); stopping rank {self.rank}, finished batches are saved")
             except Exception as exc:  # noqa: BLE001 - the store is gone: its host (rank 0 / the agent) died
