@@ -1,7 +1,7 @@
 """Scaling out on CPU: each ratio measured side by side in one run.
 
     python benchmarks/scaling.py batching [--samples 16]     mio_tiny, batch 8 vs batch 1, same outputs
-    python benchmarks/scaling.py ranks [--samples 40]        2 torchrun ranks vs 1 process, same metrics
+    python benchmarks/scaling.py ranks [--samples 40] [--model mio_tiny|dummy]   2 torchrun ranks vs 1 process
     python benchmarks/scaling.py merge [--samples 200000]    shard merge and resume vs generation (dummy)
 
 ``batching`` builds the tiny random MIO checkpoint (``python -m mio_eval.models.mio_tiny``) and
@@ -93,18 +93,26 @@ def ranks(args) -> None:
     work = Path(tempfile.mkdtemp(prefix="scaling-"))
     try:
         data = _split(work / "data", args.samples)
-        common = [f"task={TASK}", "model=dummy", f"model.delay_s={args.delay}", f"paths.data_dir={data}",
-                  "runner.progress=false", "runner.batch_size=2"]
+        if args.model == "mio_tiny":
+            subprocess.run([sys.executable, "-m", "mio_eval.models.mio_tiny", str(work / "tiny")], check=True,
+                           capture_output=True, timeout=600)
+            model = ["model=mio_tiny", f"model.path={work / 'tiny'}", "task.generation.max_new_tokens=16"]
+            what = "mio_tiny (CPU-bound, 1 thread per process), beam search, 16 new tokens"
+        else:
+            model = ["model=dummy", f"model.delay_s={args.delay}"]
+            what = f"dummy adapter sleeping {args.delay} s per batch (not CPU-bound)"
+        common = [f"task={TASK}", *model, f"paths.data_dir={data}", "runner.progress=false", "runner.batch_size=2"]
         one = _mio(work, [*common, f"paths.results_dir={work / 'one'}"])
         two = _mio(work, [*common, f"paths.results_dir={work / 'two'}"],
                    ["-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2"])
-        (p1, m1), (p2, m2) = (_run_dir_view(work / d / "dummy" / TASK) for d in ("one", "two"))
+        name = model[0].split("=")[1]
+        (p1, m1), (p2, m2) = (_run_dir_view(work / d / name / TASK) for d in ("one", "two"))
         same = m1["metrics"] == m2["metrics"] and p1 == p2
         g1, g2 = m1["times"]["generate_s"], m2["times"]["generate_s"]
-        print(f"ranks: dummy adapter sleeping {args.delay} s per batch of 2 (a stand-in for a model that keeps "
-              f"one core busy), {args.samples} samples")
+        print(f"ranks: {what}, {args.samples} samples, batch 2; generate = rank 0's generate stage "
+              "(model load, its shard, waiting for the other rank, the merge)")
         print(f"  1 process: {one:.2f} s wall, {g1:.2f} s generating")
-        print(f"  2 ranks:   {two:.2f} s wall, {g2:.2f} s generating (rank 0's view: its shard, the wait, the merge)")
+        print(f"  2 ranks:   {two:.2f} s wall, {g2:.2f} s generating")
         print(f"  speed-up: {one / two:.2f}x wall, {g1 / g2:.2f}x generation; identical predictions and metrics: {same}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -182,6 +190,7 @@ def main(argv: list[str] | None = None) -> None:
     p = sub.add_parser("ranks")
     p.add_argument("--samples", type=int, default=40)
     p.add_argument("--delay", type=float, default=0.5)
+    p.add_argument("--model", choices=("mio_tiny", "dummy"), default="mio_tiny")
     p = sub.add_parser("merge")
     p.add_argument("--samples", type=int, default=200_000)
     p.add_argument("--batch-size", type=int, default=8)
