@@ -125,6 +125,7 @@ class Group:
         if torch.cuda.is_available():
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         group = cls(dist.PrefixStore(run, store), rank, world, timeout_s)
+        group.store.add(f"hb/{rank}", 1)  # joined: from now on a silent rank is a dead one
         group._watchdog.start()
         atexit.register(group.close)
         return group

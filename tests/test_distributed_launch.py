@@ -42,7 +42,7 @@ def data(tmp_path_factory):
 
 def _args(data, results, *extra):
     return [f"task={TASK}", f"paths.data_dir={data}", f"paths.results_dir={results}", "runner.progress=false",
-            "runner.batch_size=2", "runner.rank_timeout_s=20", *extra]
+            "runner.batch_size=2", *extra]
 
 
 def _env(tag=None):
@@ -176,26 +176,30 @@ def test_silent_rank_without_an_agent_is_noticed_by_the_watchdog(data, tmp_path)
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     results = tmp_path / "r"
-    procs = []
+    procs, logs = [], []
     for rank in (0, 1):
         env = {**_env(), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "RANK": str(rank), "WORLD_SIZE": "2",
                "LOCAL_RANK": str(rank)}
-        cmd = [sys.executable, "-m", "mio_eval", *_args(data, results, *DUMMY, "runner.rank_timeout_s=4")]
-        procs.append(subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        cmd = [sys.executable, "-m", "mio_eval", *_args(data, results, *DUMMY), "runner.rank_timeout_s=4"]
+        logs.append(open(tmp_path / f"rank{rank}.stderr", "w+"))
+        procs.append(subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=logs[-1]))
     try:
         deadline = time.monotonic() + TIMEOUT
         while time.monotonic() < deadline and _shard_lines(results / "dummy" / TASK, 1) < 2 and procs[0].poll() is None:
             time.sleep(0.05)
         procs[1].kill()
         killed = time.monotonic()
-        _out, err = procs[0].communicate(timeout=60)
+        procs[0].wait(timeout=60)
     finally:
         for p in procs:
             if p.poll() is None:
                 p.kill()
-            p.communicate()
-    assert time.monotonic() - killed < 4 + 15
-    assert procs[0].returncode == 1
+            p.wait()
+        for log in logs:
+            log.close()
+    err = (tmp_path / "rank0.stderr").read_text()
+    assert time.monotonic() - killed < 4 + 15, err
+    assert procs[0].returncode == 1, err
     (line,) = [x for x in err.splitlines() if x.startswith("mio-eval: error:")]
     assert "rank 1 of 2 stopped responding for 4 s" in line
 
