@@ -129,6 +129,11 @@ def execute(cfg, *, model: Any = None, on_start=None) -> dict[str, Any] | None:
     ``model``: an adapter already built (a suite shares one across its tasks, loaded once).
     ``on_start``: called once the config is known good, just before the run starts."""
     settings = _settings(cfg)
+    from mio_eval import distributed
+
+    if settings.nproc > 1 and not distributed.is_worker():
+        raise ConfigError("runner.nproc starts ranks from the command line (mio-eval ... runner.nproc=N); from Python, "
+                          "launch this process with torchrun or accelerate instead")
     if settings.repeats > 1:
         result = _execute_repeats(cfg, settings, model=model, on_start=on_start)
     else:
@@ -237,8 +242,8 @@ def _execute_repeats(cfg, settings, *, model: Any = None, on_start=None) -> dict
         result = _execute_once(repeat_cfg, replace(settings, repeats=1), subdir=f"seed_{seed}", model=model,
                                on_start=on_start if i == 0 else None)
         runs.append((seed, result))
-    if settings.stage == "generate":
-        return None
+    if settings.stage == "generate" or any(result is None for _, result in runs):
+        return None  # generate only, or a data-parallel rank other than 0 (rank 0 aggregates)
     metrics = aggregate_repeats([(seed, result) for seed, result in runs])
     metrics["runner"] = {**metrics["runner"], "repeats": settings.repeats}
     metrics["wall_time_s"] = round(time.perf_counter() - t0, 3)

@@ -38,6 +38,12 @@ def _task_function(cfg) -> None:
     from mio_eval.errors import MioEvalError
 
     _state["entered"] = True
+    from mio_eval import distributed
+
+    nproc = cfg.get("runner", {}).get("nproc", 1)
+    if isinstance(nproc, int) and nproc > 1 and not distributed.is_worker():
+        _launch(cfg, nproc)
+        return
     try:
         metrics = execute(cfg, on_start=_announce_model)
     except MioEvalError as exc:
@@ -46,6 +52,8 @@ def _task_function(cfg) -> None:
     except KeyboardInterrupt:
         _fail("interrupted; finished samples are saved, rerun the same command to resume", 130)
         return
+    if metrics is None and distributed.is_worker() and os.environ.get("RANK", "0") != "0":
+        return  # a data-parallel rank other than 0: rank 0 reports
     if metrics is None:
         print(f"generated {cfg.task.name} with {cfg.model.name}; score with runner.stage=score")
         return
@@ -54,6 +62,24 @@ def _task_function(cfg) -> None:
     print(render_runs([metrics]))
     print(f"results: {cfg.paths.results_dir}/{metrics['model']}/{metrics['task']}/metrics.json")
     _state["runs"].append(metrics)
+
+
+def _launch(cfg, nproc: int) -> None:
+    """``runner.nproc=N``: this job's command as N data-parallel ranks (``mio_eval.distributed``)."""
+    import json
+    from pathlib import Path
+
+    from hydra.core.hydra_config import HydraConfig
+
+    from mio_eval import distributed
+
+    code = distributed.launch(list(HydraConfig.get().overrides.task), nproc=nproc)
+    if code:
+        _state["exit"] = max(_state["exit"], code)
+        return
+    path = Path(cfg.paths.results_dir) / cfg.model.name / cfg.task.name / "metrics.json"
+    if cfg.runner.get("stage") != "generate" and path.is_file():  # rank 0 printed it; a sweep ranks it
+        _state["runs"].append(json.loads(path.read_text(encoding="utf-8")))
 
 
 def _hydra_main() -> None:
@@ -242,6 +268,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(f"mio-eval: error: {exc}", file=sys.stderr)
         sys.exit(2)
     if suite is not None:
+        from mio_eval import distributed
+
+        nproc = _value_of(args, "runner.nproc")
+        if nproc is not None and nproc.isdigit() and int(nproc) > 1 and not distributed.is_worker():
+            sys.exit(distributed.launch(args, nproc=int(nproc)))  # every rank runs the suite
         sys.exit(_run_suite(tasks, overrides, label))
     sys.argv = [sys.argv[0] if sys.argv else "mio-eval", *args]  # Hydra parses sys.argv
     _state.update(entered=False, exit=0, runs=[])  # "note" survives: said once the run starts

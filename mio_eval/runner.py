@@ -26,7 +26,8 @@ from mio_eval.store import PredictionStore
 from mio_eval.tasks.base import Generated, InvalidOutput, Task
 from mio_eval.types import Output, Request, Sample, part_to_json
 
-__all__ = ["RunnerSettings", "evaluate", "package_versions", "STAGES"]
+__all__ = ["RunnerSettings", "evaluate", "package_versions", "STAGES", "BatchSizer", "Plan", "plan", "run_batches",
+           "is_out_of_memory"]
 
 STAGES = ("generate", "score", "all")
 _VERSIONED = ("mio-eval", "torch", "transformers", "openai-whisper", "jiwer", "pocketsphinx", "hydra-core",
@@ -40,7 +41,13 @@ class RunnerSettings:
     set's strata (``stratified``; the key is ``stratify_by`` or found in the metadata).
     ``retry_errors`` retries, on resume, the samples whose last attempt failed;
     ``regenerate_changed`` regenerates samples whose inputs changed since they were generated
-    (otherwise such a run is refused)."""
+    (otherwise such a run is refused).
+
+    ``batch_size=auto`` starts at ``max_batch_size`` and halves on out-of-memory (any batch size
+    backs off the same way, see ``BatchSizer``). ``distributed=auto`` runs data parallel when
+    launched by torchrun / accelerate (``WORLD_SIZE`` > 1); ``nproc=N`` launches N local ranks
+    itself through ``torch.distributed.run``; ``rank_timeout_s`` bounds how long a silent
+    (killed, hung) rank goes unnoticed (``mio_eval.distributed``)."""
 
     batch_size: int = 8
     limit: int | None = None
@@ -55,20 +62,29 @@ class RunnerSettings:
     repeats: int = 1
     retry_errors: bool = True
     regenerate_changed: bool = False
+    max_batch_size: int = 64
+    distributed: str = "auto"
+    nproc: int = 1
+    rank_timeout_s: float = 120.0
 
     def __post_init__(self) -> None:
-        kinds = {"batch_size": int, "limit": (int, type(None)), "limit_mode": str, "limit_seed": int,
+        kinds = {"batch_size": (int, str), "max_batch_size": int, "distributed": str, "nproc": int,
+                 "rank_timeout_s": (int, float), "limit": (int, type(None)), "limit_mode": str, "limit_seed": int,
                  "stratify_by": (str, type(None)), "stage": str, "max_error_rate": (int, float),
                  "resume": bool, "overwrite": bool, "progress": bool, "repeats": int, "retry_errors": bool,
                  "regenerate_changed": bool}
         for key, kind in kinds.items():
             value = getattr(self, key)
-            if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
                 raise ConfigError(f"runner.{key} has the wrong type: {value!r}")
         if self.stage not in STAGES:
             raise ConfigError(f"runner.stage must be one of {', '.join(STAGES)}, got {self.stage!r}")
-        if self.batch_size < 1:
-            raise ConfigError(f"runner.batch_size must be >= 1, got {self.batch_size}")
+        if self.batch_size != "auto" and (isinstance(self.batch_size, str) or self.batch_size < 1):
+            raise ConfigError(f"runner.batch_size must be >= 1 or auto, got {self.batch_size!r}")
+        if self.max_batch_size < 1 or self.nproc < 1 or self.rank_timeout_s <= 0:
+            raise ConfigError("runner.max_batch_size and runner.nproc must be >= 1, runner.rank_timeout_s > 0")
+        if self.distributed not in ("auto", "off"):
+            raise ConfigError(f"runner.distributed must be auto or off, got {self.distributed!r}")
         if self.repeats < 1:
             raise ConfigError(f"runner.repeats must be >= 1, got {self.repeats}")
         if self.limit is not None and self.limit < 1:
@@ -143,14 +159,60 @@ class _Progress:
             self.bar.close()
 
 
-def _generate_batch(adapter: ModelAdapter, batch: Sequence[Request], media_dir: Path) -> list[Output]:
-    """Run one batch; if the backend raises, retry request by request to isolate the culprit."""
+def is_out_of_memory(exc: BaseException) -> bool:
+    """CUDA (or other accelerator) out-of-memory, or host ``MemoryError``."""
+    if isinstance(exc, MemoryError):
+        return True
+    torch = sys.modules.get("torch")
+    oom = getattr(torch, "OutOfMemoryError", None) if torch is not None else None
+    if oom is not None and isinstance(exc, oom):
+        return True
+    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+
+
+class BatchSizer:
+    """The batch size of a run: ``runner.batch_size`` (``auto``: ``runner.max_batch_size``),
+    halved whenever a batch runs out of memory and remembered for the rest of the run, as
+    lm-eval's ``--batch_size auto`` (accelerate ``find_executable_batch_size``) finds the largest
+    batch that fits on the first, longest, batches."""
+
+    def __init__(self, settings: "RunnerSettings") -> None:
+        self.requested = settings.batch_size
+        self.size = settings.max_batch_size if settings.batch_size == "auto" else int(settings.batch_size)
+        self.oom_retries = 0
+
+    def shrink(self, failed: int) -> None:
+        self.size = max(1, min(self.size, failed // 2))
+        self.oom_retries += 1
+        torch = sys.modules.get("torch")
+        if torch is not None and torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+    def summary(self) -> dict[str, Any]:
+        return {"requested": self.requested, "used": self.size, "oom_retries": self.oom_retries}
+
+
+def _generate_batch(adapter: ModelAdapter, batch: Sequence[Request], media_dir: Path,
+                    sizer: BatchSizer | None = None) -> list[Output]:
+    """Run one batch. Out of memory: halve the batch (remembered in ``sizer``) and run the halves,
+    down to one request, which then fails with the reason. Another exception: retry request by
+    request to isolate the culprit."""
     try:
         outputs = adapter.generate(batch, media_dir=media_dir)
         if len(outputs) != len(batch):
             raise RuntimeError(f"adapter returned {len(outputs)} outputs for {len(batch)} requests")
         return list(outputs)
     except Exception as batch_exc:  # noqa: BLE001 - any backend failure becomes per-sample data
+        if is_out_of_memory(batch_exc) and sizer is not None:
+            if len(batch) == 1:
+                sizer.shrink(1)
+                return [Output.failure(f"out of memory at batch size 1: {type(batch_exc).__name__}: {batch_exc}")]
+            sizer.shrink(len(batch))
+            outputs, rest = [], list(batch)
+            while rest:  # the size may shrink again inside: re-read it for every part
+                part, rest = rest[: sizer.size], rest[sizer.size :]
+                outputs += _generate_batch(adapter, part, media_dir, sizer)
+            return outputs
         if len(batch) == 1:
             return [Output.failure(f"{type(batch_exc).__name__}: {batch_exc}")]
     outputs = []
@@ -240,9 +302,24 @@ def _refuse_changed(changed: Sequence[str], total: int, store: PredictionStore) 
     )
 
 
-def _generate(task: Task, adapter: ModelAdapter, samples: Sequence[Sample], store: PredictionStore,
-              settings: RunnerSettings, digests: Mapping[str, str],
-              refused: Mapping[str, str] | None = None) -> None:
+@dataclass
+class Plan:
+    """What a generate stage must do: ``order`` = pending samples, longest request first (as
+    lm-eval: padding waste is smallest and an OOM shows up at once), ``errors`` = failed samples
+    kept as they are, ``changed`` = ids regenerated because their inputs changed."""
+
+    order: list[Sample]
+    requests: dict[str, Request]
+    changed: set[str]
+    errors: int
+    total: int
+    budget: float
+
+
+def plan(task: Task, samples: Sequence[Sample], store: PredictionStore, settings: RunnerSettings,
+         digests: Mapping[str, str], refused: Mapping[str, str] | None = None) -> Plan:
+    """The pending samples; samples whose media lie outside the data roots are stored as
+    failures here and never reach the model."""
     refused = refused or {}
     changed = set(_changed_inputs(samples, store, digests))
     if changed and not settings.regenerate_changed:
@@ -255,9 +332,8 @@ def _generate(task: Task, adapter: ModelAdapter, samples: Sequence[Sample], stor
         return bool(record["error"]) and settings.retry_errors and s.id not in refused
 
     pending = [s for s in samples if wanted(s)]
-    errors = sum(1 for s in samples if s.id not in {p.id for p in pending} and (store.get(s.id) or {}).get("error"))
-    budget = settings.max_error_rate * len(samples)
-    # Samples whose media lie outside the data roots never reach the model.
+    pending_ids = {p.id for p in pending}
+    errors = sum(1 for s in samples if s.id not in pending_ids and (store.get(s.id) or {}).get("error"))
     confined = [s for s in pending if s.id in refused]
     if confined:
         records = []
@@ -270,45 +346,74 @@ def _generate(task: Task, adapter: ModelAdapter, samples: Sequence[Sample], stor
         store.append(records)
         errors += len(records)
         pending = [s for s in pending if s.id not in refused]
-    if not pending:
-        return
-    ensure_loaded(adapter)
     requests = {s.id: task.request(s) for s in pending}
-    by_id = {s.id: s for s in pending}
-    # Longest first (as lm-eval): padding waste is smallest and an OOM shows up at once.
     order = sorted(pending, key=lambda s: -requests[s.id].size())
-    progress = _Progress(len(pending), settings.progress, f"{task.name}/{adapter.name}")
-    saved = len(samples) - len(pending)
+    return Plan(order=order, requests=requests, changed=changed, errors=errors, total=len(samples),
+                budget=settings.max_error_rate * len(samples))
+
+
+def run_batches(task: Task, adapter: ModelAdapter, work: Plan, sink: Any, settings: RunnerSettings, *,
+                run_dir: Path, media_dir: Path, digests: Mapping[str, str], count_errors,
+                sizer: BatchSizer, done: int) -> None:
+    """Generate ``work.order`` batch by batch into ``sink`` (a PredictionStore or a shard file:
+    ``append(records)`` writes whole lines and fsyncs). ``count_errors(n)`` adds n failures and
+    returns the run's total; over the budget the run stops (ErrorBudgetExceeded). ``done``:
+    samples of the run saved before (for the stop message)."""
+    by_id = {s.id: s for s in work.order}
+    progress = _Progress(len(work.order), settings.progress, f"{task.name}/{adapter.name}")
+    saved, errors, index = done, 0, 0
     try:
         with _StopRequest() as stop:
-            for batch_samples in _chunks(order, settings.batch_size):
-                batch = [requests[s.id] for s in batch_samples]
+            while index < len(work.order):
+                batch_samples = work.order[index : index + sizer.size]
+                index += len(batch_samples)
+                batch = [work.requests[s.id] for s in batch_samples]
                 started = time.perf_counter()
-                outputs = _generate_batch(adapter, batch, store.media_dir)
+                outputs = _generate_batch(adapter, batch, media_dir, sizer)
                 per_sample = (time.perf_counter() - started) / len(batch)
-                records = [_record(task, by_id[r.sample_id], r, o, per_sample, store.run_dir, digests[r.sample_id])
+                records = [_record(task, by_id[r.sample_id], r, o, per_sample, run_dir, digests[r.sample_id])
                            for r, o in zip(batch, outputs)]
                 for record in records:
-                    if record["id"] in changed:
+                    if record["id"] in work.changed:
                         record["supersedes"] = "input changed"
-                store.append(records)
+                sink.append(records)
                 saved += len(records)
-                errors += sum(1 for r in records if r["error"])
+                errors = count_errors(sum(1 for r in records if r["error"]))
                 progress.update(len(records), errors)
-                if errors > budget:
+                if errors > work.budget:
                     examples = "; ".join(sorted({r["error"] for r in records if r["error"]})[:3])
                     raise ErrorBudgetExceeded(
-                        f"{errors} of {len(samples)} samples failed, over runner.max_error_rate="
+                        f"{errors} of {work.total} samples failed, over runner.max_error_rate="
                         f"{settings.max_error_rate} (e.g. {examples}). Finished samples are saved in "
-                        f"{store.predictions_path}; fix the cause and rerun the same command to resume"
+                        f"{sink.predictions_path}; fix the cause and rerun the same command to resume"
                     )
-                if stop.signal is not None and saved < len(samples):
+                if stop.signal is not None and saved < work.total:
                     raise Interrupted(
-                        f"stopped by {signal.Signals(stop.signal).name} after {saved} of {len(samples)} samples; "
-                        f"they are saved in {store.predictions_path}; rerun the same command to resume"
+                        f"stopped by {signal.Signals(stop.signal).name} after {saved} of {work.total} samples; "
+                        f"they are saved in {sink.predictions_path}; rerun the same command to resume"
                     )
     finally:
         progress.close()
+
+
+def _generate(task: Task, adapter: ModelAdapter, samples: Sequence[Sample], store: PredictionStore,
+              settings: RunnerSettings, digests: Mapping[str, str],
+              refused: Mapping[str, str] | None = None) -> dict[str, Any] | None:
+    """Generate the pending samples in this process; returns the batch-size summary."""
+    work = plan(task, samples, store, settings, digests, refused)
+    if not work.order:
+        return None
+    ensure_loaded(adapter)
+    sizer = BatchSizer(settings)
+    total = [work.errors]
+
+    def count(n: int) -> int:
+        total[0] += n
+        return total[0]
+
+    run_batches(task, adapter, work, store, settings, run_dir=store.run_dir, media_dir=store.media_dir,
+                digests=digests, count_errors=count, sizer=sizer, done=len(samples) - len(work.order))
+    return sizer.summary()
 
 
 def _score(task: Task, samples: Sequence[Sample], store: PredictionStore) -> tuple[Any, list[Generated]]:
@@ -440,14 +545,29 @@ def _evaluate(task: Task, adapter: ModelAdapter, *, run_dir, settings: RunnerSet
         on_start()
     run_dir = Path(run_dir).resolve()
     times: dict[str, float] = {}
-    with PredictionStore(run_dir).open(
+    batching = None
+    from mio_eval import distributed as _distributed
+
+    group = _distributed.current(settings)
+    if group is not None and not group.is_main:  # a data-parallel rank other than 0: generate its shard
+        if settings.stage != "score":
+            group.follow(task, adapter, samples, settings=settings, digests=digests, run_dir=run_dir)
+        return None
+    with (group.leading() if group is not None else _distributed.nullcontext()), PredictionStore(run_dir).open(
         fingerprint=fingerprint, run_info=run_info, resume=settings.resume, overwrite=settings.overwrite,
         create=settings.stage != "score", selection=selection,
     ) as store:
         _refuse_shrinking(run_dir, {s.id for s in samples}, selection)
+        # A data-parallel run killed mid-way leaves shards: they hold finished samples, whatever
+        # the number of ranks now (one process included).
+        _distributed.merge_shards(store, [s.id for s in samples])
         if settings.stage in ("generate", "all"):
             g0 = time.perf_counter()
-            _generate(task, adapter, samples, store, settings, digests, refused)
+            if group is not None:
+                batching = group.lead(task, adapter, samples, store, settings=settings, digests=digests,
+                                      refused=refused)
+            else:
+                batching = _generate(task, adapter, samples, store, settings, digests, refused)
             times["generate_s"] = round(time.perf_counter() - g0, 3)
         if settings.stage == "generate":
             return None
@@ -478,10 +598,11 @@ def _evaluate(task: Task, adapter: ModelAdapter, *, run_dir, settings: RunnerSet
             "sample_set": _samples.sample_set_digest(s.id for s in samples),
             "data_digest": _samples.sample_set_digest(f"{i}:{d}" for i, d in digests.items()),
             "retried": sum(1 for s in samples if store.attempts(s.id) > 1),
+            "batching": batching,
             "metrics": {m.name: m.to_json() for m in report.metrics},
             "scoring": dict(report.settings),
             "judges": [dict(j) for j in report.judges],
-            "model_provenance": dict(adapter.provenance()),
+            "model_provenance": group.provenance(adapter) if group is not None else dict(adapter.provenance()),
             "fingerprint": fingerprint,
             "runner": asdict(settings),
             "versions": package_versions(),

@@ -1,0 +1,204 @@
+"""Scaling out on CPU: each ratio measured side by side in one run.
+
+    python benchmarks/scaling.py batching [--samples 16]     mio_tiny, batch 8 vs batch 1, same outputs
+    python benchmarks/scaling.py ranks [--samples 40] [--model mio_tiny|dummy]   2 torchrun ranks vs 1 process
+    python benchmarks/scaling.py merge [--samples 200000]    shard merge and resume vs generation (dummy)
+
+``batching`` builds the tiny random MIO checkpoint (``python -m mio_eval.models.mio_tiny``) and
+runs ``asr_librispeech_test_clean`` on a LibriSpeech-layout split of noise clips it writes, once
+per batch size, in one process each; it compares the seconds spent in model calls (the sum of
+the records' ``time_s``; start-up and model loading excluded).
+``ranks`` runs the same command as one process and as ``python -m torch.distributed.run
+--standalone --nproc-per-node 2 -m mio_eval`` (wall clock of the whole command, start-up
+included, and generation seconds). ``merge`` generates N in-memory text samples with the dummy
+adapter in one process (``stage=generate``), deals its records to 2 shard files as 2 ranks would,
+and times ``merge_shards`` into a fresh run dir, then the resume of the finished run (load and
+plan, nothing pending). Speed is measured here, never asserted in tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+TASK = "asr_librispeech_test_clean"
+
+
+def _split(root: Path, n: int) -> Path:
+    import numpy as np
+    import soundfile as sf
+
+    folder = root / "LibriSpeech" / "test-clean" / "1089" / "134686"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        sf.write(folder / f"1089-134686-{i:04d}.flac", 0.01 * rng.standard_normal(1600 * (1 + i % 3)), 16000)
+    (folder / "1089-134686.trans.txt").write_text("".join(f"1089-134686-{i:04d} WORD {i}\n" for i in range(n)))
+    return root
+
+
+def _mio(cwd: Path, args: list[str], launcher: list[str] | None = None) -> float:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, *(launcher or []), "-m", "mio_eval", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=3600)
+    if proc.returncode:
+        sys.exit(f"failed: {' '.join(args)}\n{proc.stderr[-3000:]}")
+    return time.perf_counter() - start
+
+
+def _run_dir_view(run_dir: Path):
+    predictions = sorted(({k: v for k, v in json.loads(x).items() if k != "time_s"}
+                          for x in (run_dir / "predictions.jsonl").read_text().splitlines()), key=lambda r: r["id"])
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    return predictions, metrics
+
+
+def batching(args) -> None:
+    work = Path(tempfile.mkdtemp(prefix="scaling-"))
+    try:
+        data = _split(work / "data", args.samples)
+        subprocess.run([sys.executable, "-m", "mio_eval.models.mio_tiny", str(work / "tiny")], check=True,
+                       capture_output=True, timeout=600)
+        common = [f"task={TASK}", "model=mio_tiny", f"model.path={work / 'tiny'}", f"paths.data_dir={data}",
+                  "runner.progress=false", f"task.generation.max_new_tokens={args.new_tokens}"]
+        seconds, views = {}, {}
+        for batch in (1, 8):
+            results = work / f"b{batch}"
+            _mio(work, [*common, f"runner.batch_size={batch}", f"paths.results_dir={results}"])
+            views[batch] = _run_dir_view(results / "mio_tiny" / TASK)
+            # Model calls only (each record's time_s is its batch's seconds / batch size): the
+            # generate stage also loads the model, the same seconds for both.
+            seconds[batch] = sum(float(json.loads(x)["time_s"]) for x in
+                                 (results / "mio_tiny" / TASK / "predictions.jsonl").read_text().splitlines())
+        same = views[1][0] == views[8][0]
+        print(f"batching: mio_tiny on CPU, {args.samples} samples, beam search (task default), "
+              f"{args.new_tokens} new tokens, seconds in model calls (sum of time_s)")
+        print(f"  batch 1: {seconds[1]:.2f} s ({args.samples / seconds[1]:.2f} samples/s)")
+        print(f"  batch 8: {seconds[8]:.2f} s ({args.samples / seconds[8]:.2f} samples/s)")
+        print(f"  ratio batch 8 / batch 1 throughput: {seconds[1] / seconds[8]:.2f}x; identical predictions: {same}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def ranks(args) -> None:
+    work = Path(tempfile.mkdtemp(prefix="scaling-"))
+    try:
+        data = _split(work / "data", args.samples)
+        if args.model == "mio_tiny":
+            subprocess.run([sys.executable, "-m", "mio_eval.models.mio_tiny", str(work / "tiny")], check=True,
+                           capture_output=True, timeout=600)
+            model = ["model=mio_tiny", f"model.path={work / 'tiny'}", "task.generation.max_new_tokens=16"]
+            what = "mio_tiny (CPU-bound, 1 thread per process), beam search, 16 new tokens"
+        else:
+            model = ["model=dummy", f"model.delay_s={args.delay}"]
+            what = f"dummy adapter sleeping {args.delay} s per batch (not CPU-bound)"
+        common = [f"task={TASK}", *model, f"paths.data_dir={data}", "runner.progress=false", "runner.batch_size=2"]
+        one = _mio(work, [*common, f"paths.results_dir={work / 'one'}"])
+        two = _mio(work, [*common, f"paths.results_dir={work / 'two'}"],
+                   ["-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2"])
+        name = model[0].split("=")[1]
+        (p1, m1), (p2, m2) = (_run_dir_view(work / d / name / TASK) for d in ("one", "two"))
+        same = m1["metrics"] == m2["metrics"] and p1 == p2
+        g1, g2 = m1["times"]["generate_s"], m2["times"]["generate_s"]
+        print(f"ranks: {what}, {args.samples} samples, batch 2; generate = rank 0's generate stage "
+              "(model load, its shard, waiting for the other rank, the merge)")
+        print(f"  1 process: {one:.2f} s wall, {g1:.2f} s generating")
+        print(f"  2 ranks:   {two:.2f} s wall, {g2:.2f} s generating")
+        print(f"  speed-up: {one / two:.2f}x wall, {g1 / g2:.2f}x generation; identical predictions and metrics: {same}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def merge(args) -> None:
+    from mio_eval.distributed import balance, merge_shards
+    from mio_eval.metrics.base import MetricResult
+    from mio_eval.models.dummy import DummyAdapter
+    from mio_eval.runner import RunnerSettings, evaluate
+    from mio_eval.store import PredictionStore
+    from mio_eval.tasks.base import ScoreReport
+    from mio_eval.types import Modality, Request, Sample, Text
+
+    class Echo:
+        name = "echo"
+        input_modalities = frozenset({Modality.TEXT})
+        output_modality = Modality.TEXT
+        scoring_keys = ()
+
+        def __init__(self, n):
+            self._samples = [Sample(id=f"q{i}", parts=(Text(f"question {i} " * (1 + i % 7)),), targets=("x",))
+                             for i in range(n)]
+
+        def samples(self):
+            return self._samples
+
+        def request(self, sample):
+            return Request(sample_id=sample.id, parts=sample.parts)
+
+        def prediction(self, sample, output):
+            return output.text
+
+        def score(self, generated, *, work_dir):
+            return ScoreReport(metrics=(MetricResult("n", len(generated), True, "count", "count"),), per_sample=())
+
+    work = Path(tempfile.mkdtemp(prefix="scaling-"))
+    try:
+        task = Echo(args.samples)
+        settings = RunnerSettings(progress=False, stage="generate", batch_size=args.batch_size)
+        start = time.perf_counter()
+        evaluate(task, DummyAdapter(), run_dir=work / "gen", settings=settings, fingerprint="f", run_info={})
+        generate = time.perf_counter() - start
+        lines = (work / "gen" / "predictions.jsonl").read_bytes().splitlines(keepends=True)
+        dealt = balance([len(line) for line in lines], 2)  # the lines are in generation order already
+        shards = work / "merged" / "shards"
+        shards.mkdir(parents=True)
+        for rank, indices in enumerate(dealt):
+            (shards / f"rank-{rank}-bench.jsonl").write_bytes(b"".join(lines[i] for i in indices))
+        order = [json.loads(line)["id"] for line in lines]
+        with PredictionStore(work / "merged").open(fingerprint="f", run_info={}) as store:
+            start = time.perf_counter()
+            merged = merge_shards(store, order)
+            merge_s = time.perf_counter() - start
+        start = time.perf_counter()
+        evaluate(task, DummyAdapter(), run_dir=work / "merged", settings=settings, fingerprint="f", run_info={})
+        resume = time.perf_counter() - start
+        same = (work / "merged" / "predictions.jsonl").read_bytes() == (work / "gen" / "predictions.jsonl").read_bytes()
+        print(f"merge: {args.samples} in-memory text samples, dummy adapter, batch {args.batch_size}, one process")
+        print(f"  generation (stage=generate): {generate:.2f} s")
+        print(f"  merge of 2 shards ({merged} records): {merge_s:.2f} s = {100 * merge_s / generate:.1f} % of generation; "
+              f"byte-identical to the one-process predictions.jsonl: {same}")
+        print(f"  resume of the finished run (load, plan, nothing to do): {resume:.2f} s = "
+              f"{100 * resume / generate:.1f} % of generation")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="what", required=True)
+    p = sub.add_parser("batching")
+    p.add_argument("--samples", type=int, default=16)
+    p.add_argument("--new-tokens", type=int, default=16)
+    p = sub.add_parser("ranks")
+    p.add_argument("--samples", type=int, default=40)
+    p.add_argument("--delay", type=float, default=0.5)
+    p.add_argument("--model", choices=("mio_tiny", "dummy"), default="mio_tiny")
+    p = sub.add_parser("merge")
+    p.add_argument("--samples", type=int, default=200_000)
+    p.add_argument("--batch-size", type=int, default=8)
+    args = parser.parse_args(argv)
+    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, load average "
+          f"{os.getloadavg()[0]:.1f} (other engineers share this machine), Python {platform.python_version()}")
+    {"batching": batching, "ranks": ranks, "merge": merge}[args.what](args)
+
+
+if __name__ == "__main__":
+    main()
