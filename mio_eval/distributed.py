@@ -242,7 +242,7 @@ class Group:
         the batch sizes (as ``runner._generate``)."""
         from mio_eval.runner import plan as make_plan
 
-        work = make_plan(task, samples, store, settings, digests, refused)
+        work = make_plan(task, samples, store, settings, digests, refused, adapter=adapter)
         dealt = balance([work.requests[s.id].size() for s in work.order], self.world)
         ranks = [[work.order[i].id for i in indices] for indices in dealt]
         self.store.add(self.ns + "errors", work.errors)
@@ -281,10 +281,10 @@ class Group:
         try:
             by_id = {s.id: s for s in samples}
             order = [by_id[i] for i in mine]
+            ensure_loaded(adapter)  # before rendering: a task may count tokens with the model's tokenizer
             requests = {s.id: task.request(s) for s in order}
             work = Plan(order=order, requests=requests, changed=set(plan["changed"]) & set(mine), errors=0,
                         total=plan["total"], budget=plan["budget"])
-            ensure_loaded(adapter)
             sizer = BatchSizer(settings)
             with ShardWriter(run_dir, self.rank) as sink:
                 run_batches(task, adapter, work, sink, settings, run_dir=run_dir, media_dir=run_dir / "media",

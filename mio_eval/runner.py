@@ -317,9 +317,12 @@ class Plan:
 
 
 def plan(task: Task, samples: Sequence[Sample], store: PredictionStore, settings: RunnerSettings,
-         digests: Mapping[str, str], refused: Mapping[str, str] | None = None) -> Plan:
+         digests: Mapping[str, str], refused: Mapping[str, str] | None = None, *,
+         adapter: ModelAdapter | None = None) -> Plan:
     """The pending samples; samples whose media lie outside the data roots are stored as
-    failures here and never reach the model."""
+    failures here and never reach the model. With work to do, ``adapter`` is loaded before the
+    requests are rendered: a task may count prompt tokens with the model's tokenizer (MMLU's
+    context fitting)."""
     refused = refused or {}
     changed = set(_changed_inputs(samples, store, digests))
     if changed and not settings.regenerate_changed:
@@ -346,6 +349,8 @@ def plan(task: Task, samples: Sequence[Sample], store: PredictionStore, settings
         store.append(records)
         errors += len(records)
         pending = [s for s in pending if s.id not in refused]
+    if pending and adapter is not None:
+        ensure_loaded(adapter)
     requests = {s.id: task.request(s) for s in pending}
     order = sorted(pending, key=lambda s: -requests[s.id].size())
     return Plan(order=order, requests=requests, changed=changed, errors=errors, total=len(samples),
@@ -400,10 +405,9 @@ def _generate(task: Task, adapter: ModelAdapter, samples: Sequence[Sample], stor
               settings: RunnerSettings, digests: Mapping[str, str],
               refused: Mapping[str, str] | None = None) -> dict[str, Any] | None:
     """Generate the pending samples in this process; returns the batch-size summary."""
-    work = plan(task, samples, store, settings, digests, refused)
+    work = plan(task, samples, store, settings, digests, refused, adapter=adapter)
     if not work.order:
         return None
-    ensure_loaded(adapter)
     sizer = BatchSizer(settings)
     total = [work.errors]
 
