@@ -97,6 +97,20 @@ def test_two_ranks_equal_one_process_dummy(data, reference, tmp_path):
     assert proc.stdout.count("results:") == 1  # rank 0 reports, once
 
 
+def test_accelerate_launch_two_processes_equal_one_process_dummy(data, reference, tmp_path):
+    pytest.importorskip("accelerate", reason="accelerate is in the dev extra")
+    # accelerate's multi-process launcher (torch.distributed.run underneath) on CPU: the ranks meet
+    # through the launcher's rendezvous and TCPStore; no collective needs a GPU.
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "0",
+           "-m", "mio_eval", *_args(data, tmp_path / "r", *DUMMY)]
+    proc = subprocess.run(cmd, cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=TIMEOUT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_dir = tmp_path / "r" / "dummy" / TASK
+    assert _comparable(run_dir) == reference
+    assert proc.stdout.count("results:") == 1
+
+
 def _pids_of_rank(tag, rank):
     pids = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
