@@ -153,3 +153,28 @@ def test_merge_provenance_sums_per_process_tallies():
     assert merge_provenance(ranks) == {"model": "m", "device": "cuda", "outputs": {
         "counts": {"invalid_outputs": 3, "repair_x": 1}, "repaired_samples": {"a": ["x"], "b": ["y"]}}}
     assert merge_provenance(ranks[:1]) == ranks[0]
+
+
+def test_each_rank_takes_its_local_rank_gpu(monkeypatch):
+    """#13 GPU path: joining the ranks puts this process on ``LOCAL_RANK``'s CUDA device, so an
+    adapter with ``device: cuda`` loads one model per rank on its own GPU."""
+    import socket
+
+    import torch
+
+    from mio_eval.distributed import Group
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    for key, value in {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "RANK": "0", "WORLD_SIZE": "1",
+                       "LOCAL_RANK": "3"}.items():
+        monkeypatch.setenv(key, value)
+    chosen = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "set_device", chosen.append)
+    group = Group.connect(timeout_s=20)
+    try:
+        assert chosen == [3] and group.rank == 0 and group.world == 1 and group.is_main
+    finally:
+        group.close()

@@ -374,3 +374,19 @@ def test_vlm_overlong_prompt_and_provenance(vlm_dir, media):
     prov = adapter.provenance()
     assert prov["class"] == "LlavaForConditionalGeneration" and prov["processor"] == "LlavaProcessor"
     assert prov["max_length"] == 40 and len(prov["weights_sha256"]) == 16
+
+
+def test_generation_runs_under_inference_mode_on_the_configured_device(lm, monkeypatch):
+    """#13 GPU path: decoding happens in ``torch.inference_mode()`` with inputs on the model's
+    device (``model.device=cuda`` puts the weights on this rank's GPU, see distributed.Group)."""
+    seen = []
+    real = lm.model.generate
+
+    def spy(**kwargs):
+        seen.append((torch.is_inference_mode_enabled(), kwargs["input_ids"].device, lm.model.device))
+        return real(**kwargs)
+
+    monkeypatch.setattr(lm.model, "generate", spy)
+    (out,) = lm.generate([Request("s", (Text("hi"),), generation={"max_new_tokens": 3})], media_dir=None)
+    assert out.ok and seen == [(True, lm.model.device, lm.model.device)]
+    assert str(lm.model.device) == lm.device == "cpu"
