@@ -206,3 +206,58 @@ def test_run_dir_names_carry_the_checkpoint_identity():
     assert names == {"hf_lm-Llama-3.2-1B", "hf_lm-Qwen2.5-0.5B"}  # two checkpoints never share a run dir
     assert compose(["task=tts", "model=whisper", "model.path=/c/whisper/medium.pt"]).model.name == "whisper-medium.pt"
     assert compose(["task=mmlu", "model=hf_lm", "model.path=/x", "model.name=mine"]).model.name == "mine"
+
+
+SHARED_BLOCKS = ("generation", "clip")  # decoding and the CLIP encoder: written once, in configs/_common/
+
+
+def _raw_blocks():
+    """(file, block name, items as written) of every decoding / CLIP block in a task, model,
+    experiment or shared YAML, read without composing (what the file itself spells out)."""
+    for path in sorted(CONFIGS.glob("*/**/*.yaml")):
+        data = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+        if not isinstance(data, dict):
+            continue
+        task = data.get("task") if isinstance(data.get("task"), dict) else {}  # experiments: task.<block>
+        for name in SHARED_BLOCKS:
+            for block in (data.get(name), task.get(name)):
+                if isinstance(block, dict):
+                    yield path.relative_to(CONFIGS), name, {k: json.dumps(v) for k, v in block.items()}
+
+
+def test_decoding_and_clip_blocks_are_not_repeated():
+    """A decoding or CLIP setting shared by several tasks lives in one configs/_common/ file that
+    the tasks pull in through their defaults list: no two YAMLs spell out the same two or more
+    settings of such a block (a task adds only what is its own, e.g. max_new_tokens)."""
+    blocks = list(_raw_blocks())
+    assert blocks, "found no generation / clip blocks to check"
+    repeated = []
+    for i, (path_a, name_a, items_a) in enumerate(blocks):
+        for path_b, name_b, items_b in blocks[i + 1:]:
+            shared = {k for k in items_a.keys() & items_b.keys() if items_a[k] == items_b[k]}
+            if name_a == name_b and len(shared) >= 2:
+                repeated.append(f"{path_a} and {path_b} repeat {name_a}: {sorted(shared)}")
+    assert not repeated, "\n".join(repeated)
+    # MIO's beam-5 decoding and the CLIP encoder's class are each written in exactly one file.
+    texts = {p.relative_to(CONFIGS): p.read_text() for p in CONFIGS.glob("*/**/*.yaml")}
+    assert [p for p, t in texts.items() if "num_beams: 5" in t] == [Path("_common/decoding/mio_beam5.yaml")]
+    assert [p for p, t in texts.items() if "HFClipEncoder" in t] == [Path("_common/clip/hf_vit_l14.yaml")]
+
+
+@pytest.mark.parametrize("name", ["vqav2_val", "t2i_coco_karpathy", "mme_unify_unify", "tts_vctk", "video_gen_msrvtt"])
+def test_shared_blocks_compose_into_the_task(name):
+    """The shared blocks land at task.generation / task.clip, under the task's own keys."""
+    task = OmegaConf.to_container(compose([f"task={name}"]).task, resolve=False)
+    beam = {"num_beams": 5, "do_sample": False}
+    sampling = {"num_beams": 1, "do_sample": True, "top_p": 0.7, "repetition_penalty": 1.15, "seed": 0}
+    expected = {
+        "vqav2_val": ({**beam, "max_new_tokens": 16}, None),
+        "t2i_coco_karpathy": ({**beam, "repetition_penalty": 1.15, "top_p": 0.7, "seed": 0}, "clip-vit-large-patch14"),
+        "mme_unify_unify": ({**beam, "repetition_penalty": 1.15}, "clip-vit-base-patch32"),
+        "tts_vctk": ({**sampling, "max_new_tokens": 1024}, None),
+        "video_gen_msrvtt": (sampling, "clip-vit-large-patch14"),
+    }[name]
+    assert task["generation"] == expected[0]
+    if expected[1]:
+        assert task["clip"] == {"_target_": "mio_eval.metrics.clip_score.HFClipEncoder",
+                                "path": "${paths.checkpoints_dir}/" + expected[1], "device": "cpu"}
