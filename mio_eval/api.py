@@ -7,7 +7,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from mio_eval.config import CONFIG_MODULE, fingerprint, group_choices, register_resolvers, validate_choices
+from mio_eval.config import CONFIG_MODULE, ExperimentScope, fingerprint, group_choices, register_resolvers, validate_choices
 from mio_eval.errors import ConfigError, MioEvalError
 
 __all__ = ["compose", "execute", "run", "run_suite", "build", "build_task", "build_model", "portable", "data_roots"]
@@ -73,6 +73,9 @@ def _checked(cfg) -> None:
     register_resolvers()
     if cfg.get("task") is None or "_target_" not in cfg.task:
         raise ConfigError(f"no task chosen: add task=<name>, one of: {', '.join(group_choices('task'))}")
+    scope = ExperimentScope.of(cfg)
+    if scope is not None:
+        scope.check(str(cfg.task.get("name", "")))
     check_targets(OmegaConf.to_container(cfg, resolve=False))
 
 

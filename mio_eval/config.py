@@ -6,15 +6,17 @@
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
+from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Iterable, Mapping
 
 from mio_eval.errors import ConfigError
 
 __all__ = ["CONFIG_MODULE", "group_choices", "validate_choices", "register_resolvers", "fingerprint", "data_path",
-           "did_you_mean", "default_model"]
+           "did_you_mean", "default_model", "ExperimentScope"]
 
 CONFIG_MODULE = "mio_eval.configs"
 CHECKED_GROUPS = ("task", "model", "runner", "paths", "experiment", "suite", "logger")
@@ -46,6 +48,57 @@ def default_model(task: str) -> str | None:
             if inherited:
                 return inherited
     return None
+
+
+@dataclass(frozen=True)
+class ExperimentScope:
+    """The tasks an experiment's overrides are meant for, from its ``experiment_scope`` key.
+
+    An experiment (``configs/experiment/<name>.yaml``, ``# @package _global_``) chooses its default
+    task with Hydra's ``override /task: <name>`` in its defaults list and declares where its other
+    overrides make sense::
+
+        defaults:
+          - override /task: tts_vctk
+        experiment_scope:
+          experiment: paper_tts
+          tasks: [tts_*]          # fnmatch patterns over task names
+
+    ``mio-eval task=mmlu experiment=paper_tts`` is then a one-line ConfigError naming the tasks the
+    experiment applies to, before anything is built (instead of a TypeError about ``judge``).
+    An experiment without the key (``smoke``) applies to every task."""
+
+    experiment: str
+    tasks: tuple[str, ...]
+
+    KEY = "experiment_scope"
+
+    @classmethod
+    def of(cls, cfg: Any) -> "ExperimentScope | None":
+        """The scope in a composed config (None when the chosen experiment declares none)."""
+        node = cfg.get(cls.KEY) if hasattr(cfg, "get") else None
+        if node is None:
+            return None
+        from omegaconf import DictConfig, OmegaConf
+
+        data = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
+        if not isinstance(data, dict) or set(data) != {"experiment", "tasks"}:
+            raise ConfigError(f"{cls.KEY} must have exactly the keys 'experiment' and 'tasks', got {data!r}")
+        tasks = data["tasks"]
+        if isinstance(tasks, str) or not isinstance(tasks, (list, tuple)) or not tasks \
+                or not all(isinstance(t, str) and t for t in tasks):
+            raise ConfigError(f"{cls.KEY}.tasks must be a non-empty list of task-name patterns, got {tasks!r}")
+        return cls(experiment=str(data["experiment"]), tasks=tuple(tasks))
+
+    def matches(self, task: str) -> bool:
+        return any(fnmatch.fnmatchcase(task, pattern) for pattern in self.tasks)
+
+    def check(self, task: str) -> None:
+        """ConfigError (one line) when ``task`` is outside the experiment's scope."""
+        if not self.matches(task):
+            inside = [t for t in group_choices("task") if self.matches(t)]
+            raise ConfigError(f"experiment={self.experiment} applies to tasks {', '.join(self.tasks)} "
+                              f"({', '.join(inside) or 'none shipped'}), not task={task}")
 
 
 def data_path(name: str) -> str:

@@ -5,6 +5,7 @@ is covered without touching this test. A value a config leaves required (``???``
 the way a user would (a path to a local file), from ``SUPPLY`` below.
 """
 
+import fnmatch
 import json
 import socket
 import subprocess
@@ -17,8 +18,8 @@ from omegaconf import OmegaConf
 
 from mio_eval.adapter import ModelAdapter
 from mio_eval.api import build, compose
-from mio_eval.config import CHECKED_GROUPS, group_choices
-from mio_eval.errors import MioEvalError
+from mio_eval.config import CHECKED_GROUPS, ExperimentScope, group_choices
+from mio_eval.errors import ConfigError, MioEvalError
 from mio_eval.types import Modality
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -35,17 +36,14 @@ CASES = [(group, name) for group in BUILT_GROUPS for name in _names(group)]
 
 
 def _task_for(group, name):
-    """The task to pair with a model or an experiment: an experiment may say which tasks it is
-    for with a ``# tasks: <glob>`` line (e.g. TTS-only judge settings); otherwise the first."""
-    import fnmatch
-
-    pattern = "*"
+    """The task to pair with a model or an experiment: the first task inside the experiment's typed
+    ``experiment_scope`` (e.g. TTS-only judge settings), otherwise the first task."""
+    patterns = ("*",)
     if group == "experiment":
-        for line in (CONFIGS / group / f"{name}.yaml").read_text().splitlines():
-            if line.startswith("# tasks:"):
-                pattern = line.split(":", 1)[1].strip()
-    matching = [t for t in _names("task") if fnmatch.fnmatch(t, pattern)]
-    assert matching, f"{group}/{name}: no task matches {pattern!r}"
+        scope = ExperimentScope.of(OmegaConf.load(CONFIGS / group / f"{name}.yaml"))
+        patterns = scope.tasks if scope is not None else patterns
+    matching = [t for t in _names("task") if any(fnmatch.fnmatchcase(t, p) for p in patterns)]
+    assert matching, f"{group}/{name}: no task matches {patterns!r}"
     return matching[0]
 
 
@@ -261,3 +259,37 @@ def test_shared_blocks_compose_into_the_task(name):
     if expected[1]:
         assert task["clip"] == {"_target_": "mio_eval.metrics.clip_score.HFClipEncoder",
                                 "path": "${paths.checkpoints_dir}/" + expected[1], "device": "cpu"}
+
+
+@pytest.mark.parametrize("name", _names("experiment"))
+def test_experiment_selects_its_task_and_refuses_others(name, tmp_path):
+    """An experiment chooses its default task with Hydra's ``override /task`` (no parsed comment);
+    a task on the command line wins; a task outside its ``experiment_scope`` is a one-line error."""
+    text = (CONFIGS / "experiment" / f"{name}.yaml").read_text()
+    assert "# tasks:" not in text, "the task scope is the typed experiment_scope key, not a comment"
+    scope = ExperimentScope.of(OmegaConf.load(CONFIGS / "experiment" / f"{name}.yaml"))
+    if scope is None:  # applies to every task (smoke)
+        assert "override /task" not in text
+        return
+    assert scope.experiment == name
+    own = compose([f"experiment={name}"]).task.name
+    assert scope.matches(own) and own in _names("task")
+    inside = [t for t in _names("task") if scope.matches(t)]
+    chosen = next(t for t in inside if t != own) if len(inside) > 1 else own
+    assert compose([f"task={chosen}", f"experiment={name}"]).task.name == chosen  # the command line wins
+    outside = next(t for t in _names("task") if not scope.matches(t))
+    with pytest.raises(ConfigError) as err:
+        build(compose([f"task={outside}", f"experiment={name}", "model=dummy"]))
+    assert f"experiment={name} applies to tasks" in str(err.value) and f"task={outside}" in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_experiment_scope_is_typed():
+    assert ExperimentScope.of(OmegaConf.create({})) is None
+    scope = ExperimentScope.of(OmegaConf.create({"experiment_scope": {"experiment": "x", "tasks": ["tts_*", "s2s"]}}))
+    assert scope == ExperimentScope(experiment="x", tasks=("tts_*", "s2s"))
+    assert scope.matches("s2s") and scope.matches("tts_vctk") and not scope.matches("tts")
+    for bad in ({"experiment": "x"}, {"experiment": "x", "tasks": "tts_*"}, {"experiment": "x", "tasks": []},
+                {"experiment": "x", "tasks": ["a"], "other": 1}):
+        with pytest.raises(ConfigError):
+            ExperimentScope.of(OmegaConf.create({"experiment_scope": bad}))
