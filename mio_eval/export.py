@@ -32,7 +32,7 @@ from typing import Any, Mapping, Sequence
 
 from mio_eval.atomic import atomic_write_json, atomic_write_text
 from mio_eval.errors import ConfigError
-from mio_eval.gate import read_metrics_json, read_scores
+from mio_eval.results import RunResult, read_metrics_json, read_scores, runs_at
 
 __all__ = ["FORMATS", "validate_submission", "export_submission", "leaderboard_json", "render_leaderboard", "main"]
 
@@ -154,17 +154,9 @@ def export_submission(run_dir: str | Path, fmt: str, *, out: str | Path | None =
     return target
 
 
-def _runs(roots: Sequence[str | Path]) -> list[tuple[Path, Path, dict[str, Any]]]:
-    """(root, run dir, metrics.json) of every run under the roots."""
-    runs = []
-    for root in roots:
-        root = Path(root)
-        found = [root / "metrics.json"] if (root / "metrics.json").is_file() else sorted(root.glob("*/*/metrics.json"))
-        found = [p for p in found if not p.parent.parent.name.startswith("_")]
-        if not found:
-            raise ConfigError(f"no metrics.json under {root}")
-        runs += [(root, p.parent, read_metrics_json(p)) for p in found]
-    return runs
+def _runs(roots: Sequence[str | Path]) -> list[tuple[Path, RunResult]]:
+    """(root, run) of every run under the roots (each a run dir or a results root; :func:`runs_at`)."""
+    return [(Path(root), run) for root in roots for run in runs_at(root, strict=True)[0]]
 
 
 def _finite(value: Any) -> Any:
@@ -186,7 +178,8 @@ def _private(value: Any) -> Any:
 
 def leaderboard_json(roots: Sequence[str | Path]) -> dict[str, Any]:
     entries = []
-    for root, run_dir, m in _runs(roots):
+    for root, run in _runs(roots):
+        run_dir, m = run.run_dir, run.data
         metrics, flags = {}, []
         for name, data in m["metrics"].items():
             extra = data.get("extra") or {}

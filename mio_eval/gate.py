@@ -41,7 +41,6 @@ Exit codes: 0 no regression, 1 regression, 2 unusable input or a protocol change
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from dataclasses import dataclass, field
@@ -51,82 +50,12 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from mio_eval.errors import ConfigError
+from mio_eval.results import RunResult, read_metrics_json, read_scores, runs_at
 
 __all__ = ["Comparison", "Check", "GateResult", "compare", "gate", "load_side", "paired_bootstrap", "main",
            "read_scores", "read_metrics_json"]
 
 DECISIONS = ("tolerance", "bootstrap")
-
-
-def read_scores(path: Path) -> dict[str, Mapping[str, Any]]:
-    """``scores.jsonl`` rows by id, read line by line (a U+2028 inside a transcript is not a line
-    break); a malformed file is a ConfigError naming the line."""
-    rows: dict[str, Mapping[str, Any]] = {}
-    try:
-        with open(path, encoding="utf-8", newline="\n") as fh:
-            for lineno, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except ValueError as exc:
-                    raise ConfigError(f"{path}:{lineno} is not valid JSON ({exc})") from None
-                if not isinstance(row, dict) or "id" not in row:
-                    raise ConfigError(f"{path}:{lineno} is not a score row (a JSON object with an 'id')")
-                rows[str(row["id"])] = row
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read {path}: {exc}") from None
-    return rows
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def read_metrics_json(path: Path) -> dict[str, Any]:
-    """A ``metrics.json`` checked for the fields every consumer reads (gate, export, leaderboard):
-    ConfigError, one line, for anything else — never a traceback."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise ConfigError(f"cannot read {path}: {' '.join(str(exc).split())}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path} is not a mio-eval metrics.json (a JSON object expected)")
-    for key in ("task", "model", "metrics"):
-        if key not in data:
-            raise ConfigError(f"{path} is not a mio-eval metrics.json (no {key!r})")
-    if not isinstance(data["task"], str) or not isinstance(data["model"], str):
-        raise ConfigError(f"{path}: 'task' and 'model' must be strings")
-    if not isinstance(data["metrics"], dict):
-        raise ConfigError(f"{path}: 'metrics' must be an object of metric name -> result")
-    for name, metric in data["metrics"].items():
-        if not isinstance(metric, dict) or not isinstance(metric.get("higher_is_better"), bool):
-            raise ConfigError(f"{path}: metric {name!r} must be an object with a boolean 'higher_is_better'")
-        value = metric.get("value")
-        if value is not None and not _is_number(value):
-            raise ConfigError(f"{path}: metric {name!r} has a non-numeric value {value!r}")
-        if "scale" in metric and not _is_number(metric["scale"]):
-            raise ConfigError(f"{path}: metric {name!r} has a non-numeric scale")
-    for key in ("n", "n_errors"):
-        if key in data and (not isinstance(data[key], int) or isinstance(data[key], bool) or data[key] < 0):
-            raise ConfigError(f"{path}: {key!r} must be a non-negative integer, got {data[key]!r}")
-    return data
-
-
-@dataclass(frozen=True)
-class Run:
-    metrics: Mapping[str, Any]
-    directory: Path
-
-    @property
-    def key(self) -> tuple[str, str]:
-        return self.metrics["model"], self.metrics["task"]
-
-    def per_sample(self) -> dict[str, Mapping[str, Any]] | None:
-        path = self.directory / "scores.jsonl"
-        if not path.is_file():
-            return None
-        return read_scores(path)
 
 
 @dataclass(frozen=True)
@@ -174,23 +103,9 @@ class GateResult:
                 + [f"{c.task}·{c.metric}" for c in self.comparisons if c.regression])
 
 
-_read_metrics = read_metrics_json
-
-
-def load_side(path: str | Path) -> tuple[list[Run], bool]:
-    """The runs of one side and whether it was a results root (several runs)."""
-    path = Path(path)
-    if path.is_file():
-        return [Run(_read_metrics(path), path.parent)], False
-    if (path / "metrics.json").is_file():
-        return [Run(_read_metrics(path / "metrics.json"), path)], False
-    if path.is_dir():
-        runs = [Run(_read_metrics(p), p.parent) for p in sorted(path.glob("*/*/metrics.json"))
-                if not p.parts[-3].startswith("_")]
-        if runs:
-            return runs, True
-        raise ConfigError(f"no metrics.json under {path} (expected <root>/<model>/<task>/metrics.json)")
-    raise ConfigError(f"not found: {path}")
+def load_side(path: str | Path) -> tuple[list[RunResult], bool]:
+    """The runs of one side and whether it was a results root (several runs): :func:`runs_at`."""
+    return runs_at(path, strict=True)
 
 
 def load_tolerances(path: str | Path | None) -> dict[str, Any]:
@@ -285,36 +200,36 @@ def paired_bootstrap(base_rows, cand_rows, spec: Mapping[str, Any], *, n_resampl
     return (low, high), len(ids)
 
 
-def _pair(baseline: list[Run], base_root: bool, candidate: list[Run], cand_root: bool):
+def _pair(baseline: list[RunResult], base_root: bool, candidate: list[RunResult], cand_root: bool):
     if base_root and cand_root:
         cands = {r.key: r for r in candidate}
         return [(b, cands.get(b.key)) for b in baseline]
-    by_task: dict[str, Run] = {}
+    by_task: dict[str, RunResult] = {}
     for run in candidate:
-        if run.metrics["task"] in by_task:
-            raise ConfigError(f"candidate holds several runs of task {run.metrics['task']!r}; pass one run dir")
-        by_task[run.metrics["task"]] = run
-    return [(b, by_task.get(b.metrics["task"])) for b in baseline]
+        if run.task in by_task:
+            raise ConfigError(f"candidate holds several runs of task {run.task!r}; pass one run dir")
+        by_task[run.task] = run
+    return [(b, by_task.get(b.task)) for b in baseline]
 
 
-def _judge_ids(run: Run) -> list[tuple[Any, ...]]:
+def _judge_ids(run: RunResult) -> list[tuple[Any, ...]]:
     return sorted((str(j.get("role", "judge")), str(j.get("model")), str(j.get("sha256") or j.get("package") or ""))
-                  for j in run.metrics.get("judges") or [] if isinstance(j, Mapping))
+                  for j in run.data.get("judges") or [] if isinstance(j, Mapping))
 
 
-def protocol_changes(base: Run, cand: Run) -> list[str]:
+def protocol_changes(base: RunResult, cand: RunResult) -> list[str]:
     """How the candidate was scored differently from the baseline (empty: same protocol)."""
-    task = base.metrics["task"]
+    task = base.task
     problems = []
-    for name, b in base.metrics["metrics"].items():
-        c = cand.metrics["metrics"].get(name)
+    for name, b in base.metrics.items():
+        c = cand.metrics.get(name)
         if not c:
             continue
         for key in ("variant", "provenance"):
             if b.get(key) != c.get(key):
                 problems.append(f"{task}·{name} {key}: {b.get(key)!r} -> {c.get(key)!r}")
-    b_norm = (base.metrics.get("scoring") or {}).get("normalizer")
-    c_norm = (cand.metrics.get("scoring") or {}).get("normalizer")
+    b_norm = (base.data.get("scoring") or {}).get("normalizer")
+    c_norm = (cand.data.get("scoring") or {}).get("normalizer")
     if b_norm != c_norm:
         problems.append(f"{task} normaliser: {b_norm!r} -> {c_norm!r}")
     if _judge_ids(base) != _judge_ids(cand):
@@ -322,8 +237,8 @@ def protocol_changes(base: Run, cand: Run) -> list[str]:
     return problems
 
 
-def _run_checks(base: Run, cand: Run | None, base_rows, cand_rows, tolerances) -> list[Check]:
-    task, model = base.metrics["task"], base.metrics["model"]
+def _run_checks(base: RunResult, cand: RunResult | None, base_rows, cand_rows, tolerances) -> list[Check]:
+    task, model = base.task, base.model
     if cand is None:
         return [Check(task, model, "run", True, "candidate run missing")]
     checks = []
@@ -333,22 +248,22 @@ def _run_checks(base: Run, cand: Run | None, base_rows, cand_rows, tolerances) -
             checks.append(Check(task, model, "samples", True,
                                 f"samples dropped: {len(dropped)} of the baseline's {len(base_rows)} are not in the "
                                 f"candidate (e.g. {dropped[0]})"))
-    b_n, c_n = base.metrics.get("n"), cand.metrics.get("n")
+    b_n, c_n = base.data.get("n"), cand.data.get("n")
     if not checks and isinstance(b_n, int) and isinstance(c_n, int) and c_n < b_n:
         checks.append(Check(task, model, "samples", True, f"samples dropped: candidate n={c_n} < baseline n={b_n}"))
-    b_err, c_err = base.metrics.get("n_errors"), cand.metrics.get("n_errors")
+    b_err, c_err = base.data.get("n_errors"), cand.data.get("n_errors")
     if isinstance(b_err, int) and isinstance(c_err, int):
         tol = _tolerance(tolerances, task, "n_errors")
         allowed = max(float(tol.get("abs", 0.0)), float(tol.get("rel", 0.0)) * b_err)
         if c_err - b_err > allowed:
             checks.append(Check(task, model, "errors", True,
                                 f"more failed samples: {b_err} -> {c_err} (allowed +{allowed:g})"))
-    if cand.metrics.get("failed"):
-        checks.append(Check(task, model, "run", True, f"candidate run failed: {cand.metrics['failed']}"))
+    if cand.data.get("failed"):
+        checks.append(Check(task, model, "run", True, f"candidate run failed: {cand.data['failed']}"))
     return checks
 
 
-def gate(baseline: list[Run], base_root: bool, candidate: list[Run], cand_root: bool, tolerances: Mapping[str, Any],
+def gate(baseline: list[RunResult], base_root: bool, candidate: list[RunResult], cand_root: bool, tolerances: Mapping[str, Any],
          *, decide: str = "tolerance", allow_protocol_change: bool = False, n_resamples: int = 1000,
          seed: int = 0) -> GateResult:
     """Every check of the gate (see the module docstring)."""
@@ -370,7 +285,7 @@ def gate(baseline: list[Run], base_root: bool, candidate: list[Run], cand_root: 
     return result
 
 
-def compare(baseline: list[Run], base_root: bool, candidate: list[Run], cand_root: bool,
+def compare(baseline: list[RunResult], base_root: bool, candidate: list[RunResult], cand_root: bool,
             tolerances: Mapping[str, Any], *, n_resamples: int = 1000, seed: int = 0,
             decide: str = "tolerance") -> list[Comparison]:
     """The per-metric comparisons only (no run-level checks, no protocol check)."""
@@ -383,14 +298,14 @@ def compare(baseline: list[Run], base_root: bool, candidate: list[Run], cand_roo
     return results
 
 
-def _compare_metrics(base: Run, cand: Run | None, base_rows, cand_rows, tolerances, *, decide: str,
+def _compare_metrics(base: RunResult, cand: RunResult | None, base_rows, cand_rows, tolerances, *, decide: str,
                      n_resamples: int, seed: int) -> list[Comparison]:
-    task = base.metrics["task"]
+    task = base.task
     results = []
-    for name, b in base.metrics["metrics"].items():
+    for name, b in base.metrics.items():
         higher = bool(b["higher_is_better"])
         tol = _tolerance(tolerances, task, name)
-        c = (cand.metrics["metrics"].get(name) if cand is not None else None) or {}
+        c = (cand.metrics.get(name) if cand is not None else None) or {}
         b_val, c_val = b.get("value"), c.get("value")
         common = dict(task=task, metric=name, higher_is_better=higher, scale=float(b.get("scale", 1.0)))
         if b_val is None or (isinstance(b_val, float) and math.isnan(b_val)):

@@ -13,7 +13,6 @@ writes PNG plots (:mod:`mio_eval.plots`) beside the report and links them.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
@@ -24,13 +23,11 @@ __all__ = ["load_runs", "render_runs", "render_ranked", "render_long", "judge_la
 
 
 def load_runs(root: str | Path) -> list[dict[str, Any]]:
-    """Every ``<root>/<model>/<task>/metrics.json``, sorted by model then task."""
-    runs = []
-    for path in sorted(Path(root).glob("*/*/metrics.json")):
-        if path.parts[-3].startswith("_"):
-            continue
-        runs.append(json.loads(path.read_text(encoding="utf-8")))
-    return sorted(runs, key=lambda r: (r["model"], r["task"]))
+    """The ``metrics.json`` content of every run under ``root`` (:func:`mio_eval.results.find_runs`),
+    sorted by model then task."""
+    from mio_eval.results import find_runs
+
+    return [dict(run.data) for run in find_runs(root)]
 
 
 def judge_label(judge: Mapping[str, Any]) -> str:

@@ -2,7 +2,10 @@
 HTML viewer and the plots render from.
 
 * :func:`find_runs` — every ``<root>/<model>/<task>/metrics.json`` (directories starting with ``_``,
-  such as Hydra's ``_multirun``, are skipped) as a :class:`RunResult`.
+  such as Hydra's ``_multirun``, are skipped) as a :class:`RunResult`: the one way the report, the
+  regression gate, the exports and the leaderboard find runs. :func:`runs_at` also takes a single
+  run dir or ``metrics.json`` file. ``strict=True`` reads each file with :func:`read_metrics_json`
+  (a malformed run is a one-line ConfigError naming it, never a traceback).
 * :func:`results` / :func:`long_table` — the long table: one row per model × task × metric with the
   raw value, the value at its reporting scale, n, errors, the 95% interval (from repeats when the
   run has them, else a seeded percentile bootstrap over ``scores.jsonl`` when the metric says how it
@@ -26,10 +29,12 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
+from mio_eval.errors import ConfigError
+
 if TYPE_CHECKING:  # pandas stays out of ``import mio_eval``
     import pandas as pd
 
-__all__ = ["RunResult", "find_runs", "sample_value", "read_jsonl", "long_table", "results", "samples", "bootstrap_ci95",
+__all__ = ["RunResult", "find_runs", "runs_at", "metrics_files", "read_metrics_json", "read_scores", "sample_value", "read_jsonl", "long_table", "results", "samples", "bootstrap_ci95",
            "LONG_COLUMNS"]
 
 LONG_COLUMNS = ("model", "task", "metric", "value", "reported", "scale", "higher_is_better", "variant", "n",
@@ -54,6 +59,61 @@ def read_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:
                 pending = (number, line)  # tolerated only as the very last line
 
 
+def read_scores(path: Path) -> dict[str, Mapping[str, Any]]:
+    """``scores.jsonl`` rows by id, read line by line (a U+2028 inside a transcript is not a line
+    break); a malformed file is a ConfigError naming the line."""
+    rows: dict[str, Mapping[str, Any]] = {}
+    try:
+        with open(path, encoding="utf-8", newline="\n") as fh:
+            for lineno, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except ValueError as exc:
+                    raise ConfigError(f"{path}:{lineno} is not valid JSON ({exc})") from None
+                if not isinstance(row, dict) or "id" not in row:
+                    raise ConfigError(f"{path}:{lineno} is not a score row (a JSON object with an 'id')")
+                rows[str(row["id"])] = row
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read {path}: {exc}") from None
+    return rows
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def read_metrics_json(path: Path) -> dict[str, Any]:
+    """A ``metrics.json`` checked for the fields every consumer reads (gate, export, leaderboard):
+    ConfigError, one line, for anything else — never a traceback."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ConfigError(f"cannot read {path}: {' '.join(str(exc).split())}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} is not a mio-eval metrics.json (a JSON object expected)")
+    for key in ("task", "model", "metrics"):
+        if key not in data:
+            raise ConfigError(f"{path} is not a mio-eval metrics.json (no {key!r})")
+    if not isinstance(data["task"], str) or not isinstance(data["model"], str):
+        raise ConfigError(f"{path}: 'task' and 'model' must be strings")
+    if not isinstance(data["metrics"], dict):
+        raise ConfigError(f"{path}: 'metrics' must be an object of metric name -> result")
+    for name, metric in data["metrics"].items():
+        if not isinstance(metric, dict) or not isinstance(metric.get("higher_is_better"), bool):
+            raise ConfigError(f"{path}: metric {name!r} must be an object with a boolean 'higher_is_better'")
+        value = metric.get("value")
+        if value is not None and not _is_count(value):
+            raise ConfigError(f"{path}: metric {name!r} has a non-numeric value {value!r}")
+        if "scale" in metric and not _is_count(metric["scale"]):
+            raise ConfigError(f"{path}: metric {name!r} has a non-numeric scale")
+    for key in ("n", "n_errors"):
+        if key in data and (not isinstance(data[key], int) or isinstance(data[key], bool) or data[key] < 0):
+            raise ConfigError(f"{path}: {key!r} must be a non-negative integer, got {data[key]!r}")
+    return data
+
+
 @dataclass(frozen=True)
 class RunResult:
     """One run: its ``metrics.json`` content and its directory."""
@@ -62,9 +122,16 @@ class RunResult:
     data: Mapping[str, Any]
 
     @classmethod
-    def load(cls, run_dir: str | Path) -> "RunResult":
+    def load(cls, run_dir: str | Path, *, strict: bool = False) -> "RunResult":
+        """The run in ``run_dir``; ``strict``: its metrics.json checked by :func:`read_metrics_json`."""
         run_dir = Path(run_dir)
-        return cls(run_dir=run_dir, data=json.loads((run_dir / "metrics.json").read_text(encoding="utf-8")))
+        path = run_dir / "metrics.json"
+        data = read_metrics_json(path) if strict else json.loads(path.read_text(encoding="utf-8"))
+        return cls(run_dir=run_dir, data=data)
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.model, self.task
 
     model = property(lambda self: str(self.data["model"]))
     task = property(lambda self: str(self.data["task"]))
@@ -120,6 +187,11 @@ class RunResult:
         path = self.run_dir / "predictions.jsonl"
         return read_jsonl(path) if path.is_file() else iter(())
 
+    def per_sample(self) -> dict[str, Mapping[str, Any]] | None:
+        """``scores.jsonl`` rows by id, strictly read (:func:`read_scores`); None without the file."""
+        path = self.run_dir / "scores.jsonl"
+        return read_scores(path) if path.is_file() else None
+
     @cached_property
     def score_rows(self) -> dict[str, dict[str, Any]]:
         return {str(row["id"]): row for row in self.scores() if "id" in row}
@@ -150,16 +222,41 @@ def _number(value: Any) -> bool:
     return isinstance(value, (int, float)) and value == value
 
 
-def find_runs(root: str | Path) -> list[RunResult]:
-    """Every ``<root>/<model>/<task>/metrics.json``, sorted by model then task."""
+def metrics_files(root: str | Path) -> list[Path]:
+    """Every ``<root>/<model>/<task>/metrics.json``, in path order; a model or task directory whose
+    name starts with ``_`` (Hydra's ``_multirun``, scratch dirs) is not a run."""
+    return sorted(p for p in Path(root).glob("*/*/metrics.json")
+                  if not p.parts[-3].startswith("_") and not p.parts[-2].startswith("_"))
+
+
+def find_runs(root: str | Path, *, strict: bool = False) -> list[RunResult]:
+    """Every run under ``root`` (:func:`metrics_files`), sorted by model then task.
+
+    ``strict=False`` (tables, viewer, plots) skips a file without ``model`` and ``task``;
+    ``strict=True`` (gate, export, leaderboard) raises ConfigError for any malformed file."""
     found = []
-    for path in Path(root).glob("*/*/metrics.json"):
-        if path.parts[-3].startswith("_") or path.parts[-2].startswith("_"):
-            continue
-        run = RunResult.load(path.parent)
+    for path in metrics_files(root):
+        run = RunResult.load(path.parent, strict=strict)
         if "model" in run.data and "task" in run.data:
             found.append(run)
     return sorted(found, key=lambda r: (r.model, r.task))
+
+
+def runs_at(path: str | Path, *, strict: bool = True) -> tuple[list[RunResult], bool]:
+    """The runs a command-line path names — a ``metrics.json`` file, a run dir, or a results root —
+    and whether it was a root (several runs). Nothing found is a ConfigError saying what was expected."""
+    path = Path(path)
+    if path.is_file():  # any file name: a copied metrics.json (baseline.json) is read as it is
+        data = read_metrics_json(path) if strict else json.loads(path.read_text(encoding="utf-8"))
+        return [RunResult(run_dir=path.parent, data=data)], False
+    if (path / "metrics.json").is_file():
+        return [RunResult.load(path, strict=strict)], False
+    if path.is_dir():
+        runs = find_runs(path, strict=strict)
+        if runs:
+            return runs, True
+        raise ConfigError(f"no metrics.json under {path} (expected <root>/<model>/<task>/metrics.json)")
+    raise ConfigError(f"not found: {path}")
 
 
 def bootstrap_ci95(rows: Sequence[Mapping[str, Any]], spec: Mapping[str, Any], *, n_resamples: int = 1000,
