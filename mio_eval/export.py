@@ -33,16 +33,12 @@ from typing import Any, Mapping, Sequence
 from mio_eval.atomic import atomic_write_json, atomic_write_text
 from mio_eval.errors import ConfigError
 from mio_eval.results import RunResult, read_metrics_json, read_scores, runs_at
+from mio_eval.submission import FORMATS, SubmissionFormat, submission_format
 
 __all__ = ["FORMATS", "validate_submission", "export_submission", "leaderboard_json", "render_leaderboard", "main"]
 
-# format -> (id field, id type, answer field)
-FORMATS: dict[str, tuple[str, type, str]] = {
-    "vqav2": ("question_id", int, "answer"),
-    "vizwiz": ("image", str, "answer"),
-    "coco_captions": ("image_id", int, "caption"),
-}
 SCHEMA = "mio-eval-leaderboard/1"
+LEADERBOARD = "leaderboard"
 
 
 def _metrics_json(run_dir: Path) -> dict[str, Any]:
@@ -59,57 +55,19 @@ def _scores(run_dir: Path) -> list[dict[str, Any]]:
     return [dict(row) for row in read_scores(path).values()]
 
 
-def validate_submission(rows: Any, fmt: str) -> list[str]:
-    """Problems with ``rows`` as a submission of ``fmt`` (empty list = valid)."""
-    if not isinstance(rows, list):
-        return [f"a {fmt} submission is a JSON list, got {type(rows).__name__}"]
-    problems: list[str] = []
-    if fmt == "mme_unify":
-        seen: set[str] = set()
-        for i, row in enumerate(rows):
-            if not isinstance(row, dict) or "output" not in row:
-                problems.append(f"row {i}: an MME-Unify row is the benchmark item plus its 'output'")
-                continue
-            key = json.dumps({k: v for k, v in row.items() if k != "output"}, sort_keys=True)
-            if key in seen:
-                problems.append(f"row {i}: duplicate item")
-            seen.add(key)
-        return problems
-    id_field, id_type, answer_field = FORMATS[fmt]
-    ids: set[Any] = set()
-    for i, row in enumerate(rows):
-        if not isinstance(row, dict) or set(row) != {id_field, answer_field}:
-            problems.append(f"row {i}: expected exactly {{{id_field!r}, {answer_field!r}}}, got {row!r:.80}")
-            continue
-        if not isinstance(row[id_field], id_type) or isinstance(row[id_field], bool):
-            problems.append(f"row {i}: {id_field} must be {id_type.__name__}, got {row[id_field]!r}")
-        if not isinstance(row[answer_field], str):
-            problems.append(f"row {i}: {answer_field} must be a string")
-        if row[id_field] in ids:
-            problems.append(f"row {i}: duplicate {id_field} {row[id_field]!r}")
-        ids.add(row[id_field])
-    return problems
+def validate_submission(rows: Any, fmt: str | Mapping[str, Any] | SubmissionFormat) -> list[str]:
+    """Problems with ``rows`` as a submission of ``fmt`` (a name, a ``_target_`` spec or a format;
+    empty list = valid)."""
+    return submission_format(fmt).validate(rows)
 
 
-def _missing_row(fmt: str, score_row: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The empty-answer row ``--force`` adds for a failed sample, when its id is known."""
-    if fmt not in FORMATS:
-        return None
-    id_field, id_type, answer_field = FORMATS[fmt]
-    value = score_row.get(id_field)
-    if value is None and id_field == "question_id":
-        value = score_row.get("id")
-    try:
-        value = id_type(value)
-    except (TypeError, ValueError):
-        return None
-    return {id_field: value, answer_field: ""}
-
-
-def export_submission(run_dir: str | Path, fmt: str, *, out: str | Path | None = None, force: bool = False) -> Path:
+def export_submission(run_dir: str | Path, fmt: str | Mapping[str, Any] | SubmissionFormat, *,
+                      out: str | Path | None = None, force: bool = False) -> Path:
+    """Validate the submission file a run wrote and copy it to ``out`` (default
+    ``<run dir>/<format>_submission.json``); ``fmt`` as :func:`mio_eval.submission.submission_format`."""
     run_dir = Path(run_dir)
-    if fmt not in (*FORMATS, "mme_unify"):
-        raise ConfigError(f"unknown submission format {fmt!r}; choose from {', '.join([*FORMATS, 'mme_unify'])}")
+    spec = submission_format(fmt)
+    fmt = spec.name
     metrics = _metrics_json(run_dir)
     if metrics.get("complete") is False and not force:
         from mio_eval.report import coverage
@@ -131,7 +89,7 @@ def export_submission(run_dir: str | Path, fmt: str, *, out: str | Path | None =
         rows = json.loads(Path(source).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise ConfigError(f"cannot read submission file {source}: {' '.join(str(exc).split())}") from None
-    problems = validate_submission(rows, fmt)
+    problems = spec.validate(rows)
     if problems:
         raise ConfigError(f"{source} is not a valid {fmt} submission: {problems[0]} ({len(problems)} problem(s))")
     failed = [r for r in _scores(run_dir) if r.get("error")]
@@ -143,7 +101,7 @@ def export_submission(run_dir: str | Path, fmt: str, *, out: str | Path | None =
             raise ConfigError(f"incomplete run: {len(failed)} of {metrics['n']} samples failed (first: "
                               f"{failed[0]['id']}: {failed[0]['error']}); rerun to resume them, or --force to "
                               "submit them with empty answers")
-        filled = [_missing_row(fmt, r) for r in failed]
+        filled = [spec.missing_row(r) for r in failed]
         if any(f is None for f in filled):
             raise ConfigError(f"cannot fill the {len(failed)} failed samples of a {fmt} submission; rerun them")
         rows = rows + filled
@@ -287,7 +245,7 @@ def _task_table(task: str, entries: Sequence[Mapping[str, Any]]) -> str:
 
 def main(argv: Sequence[str] | None = None, *, prog: str = "mio-eval export") -> int:
     parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
-    parser.add_argument("--format", required=True, choices=[*FORMATS, "mme_unify", "leaderboard"])
+    parser.add_argument("--format", required=True, choices=[*FORMATS, LEADERBOARD])
     parser.add_argument("paths", nargs="+", help="a run dir (submission formats) or result roots (leaderboard)")
     parser.add_argument("--out", help="file to write (default: in the run dir / leaderboard.json)")
     parser.add_argument("--force", action="store_true", help="export an incomplete run (failed samples empty)")
@@ -296,7 +254,7 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "mio-eval export") ->
     except SystemExit as exc:
         return int(exc.code or 0)
     try:
-        if args.format == "leaderboard":
+        if args.format == LEADERBOARD:  # result roots in, not a run dir: no submission format
             target = Path(args.out or "leaderboard.json")
             board = leaderboard_json(args.paths)
             atomic_write_text(target, json.dumps(board, indent=2, ensure_ascii=False, allow_nan=False) + "\n")

@@ -100,3 +100,55 @@ def test_cli(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "mio_eval.cli", "export", "--format", "vqav2", str(tmp_path / "r" / "a" / "t")],
                          capture_output=True, text=True)
     assert bad.returncode == 2 and "has no submission file" in bad.stderr
+
+
+def test_formats_are_chosen_by_target(tmp_path):
+    """--format NAME maps to a ``_target_`` spec in one table; a spec or a format object works the
+    same; a _target_ that is not a submission format class is refused without importing it."""
+    from mio_eval.submission import FORMATS, IdAnswerFormat, MMEUnifyFormat, SubmissionFormat, submission_format
+
+    assert set(FORMATS) == {"vqav2", "vizwiz", "coco_captions", "mme_unify"}
+    built = {name: submission_format(name) for name in FORMATS}
+    assert all(isinstance(f, SubmissionFormat) and f.name == name for name, f in built.items())
+    assert isinstance(built["mme_unify"], MMEUnifyFormat)
+    assert built["vqav2"] == IdAnswerFormat(name="vqav2", id_field="question_id", id_type="int", answer_field="answer")
+    # A format of one's own, by spec: the OK-VQA-style file keyed by image id, as an int.
+    spec = {"_target_": "mio_eval.submission.IdAnswerFormat", "name": "by_image", "id_field": "image_id",
+            "id_type": "int", "answer_field": "answer"}
+    assert validate_submission([{"image_id": 3, "answer": "a"}], spec) == []
+    assert any("image_id must be int" in p for p in validate_submission([{"image_id": "3", "answer": "a"}], spec))
+    assert submission_format(spec).missing_row({"image_id": "9"}) == {"image_id": 9, "answer": ""}
+    assert built["mme_unify"].missing_row({"id": "x"}) is None  # an MME-Unify item cannot be made up
+    run = _vqa_run(tmp_path, [{"question_id": 1, "answer": "yes"}])
+    assert export_submission(run, {**FORMATS["vqav2"], "name": "mine"}).name == "mine_submission.json"
+    for bad, needle in [("nope", "unknown submission format 'nope'"),
+                        ({"_target_": "os.system", "command": "true"}, "not a submission format class"),
+                        ({"name": "x"}, "with a _target_"),
+                        ({**FORMATS["vqav2"], "id_type": "float"}, "id_type must be one of"),
+                        ({**FORMATS["vqav2"], "extra": 1}, "cannot build")]:
+        with pytest.raises(ConfigError, match=needle):
+            submission_format(bad)
+
+
+def test_every_consumer_finds_the_same_runs(tmp_path):
+    """report, gate, export/leaderboard and results share one run finder: Hydra's _multirun and
+    scratch dirs starting with _ are not runs; a malformed metrics.json is a one-line error for
+    the strict consumers (gate, export)."""
+    from mio_eval.gate import load_side
+    from mio_eval.report import load_runs
+    from mio_eval.results import find_runs
+
+    for model, task in [("a", "t1"), ("b", "t1"), ("a", "t2"), ("_multirun", "t1"), ("a", "_scratch")]:
+        _metrics(tmp_path, model, task, 0.5, True)
+    expected = [("a", "t1"), ("a", "t2"), ("b", "t1")]
+    assert [(r.model, r.task) for r in find_runs(tmp_path)] == expected
+    assert [(r["model"], r["task"]) for r in load_runs(tmp_path)] == expected
+    runs, is_root = load_side(tmp_path)
+    assert is_root and [r.key for r in runs] == expected
+    assert sorted((e["model"], e["task"]) for e in leaderboard_json([tmp_path])["entries"]) == expected
+    (tmp_path / "c" / "t3").mkdir(parents=True)
+    (tmp_path / "c" / "t3" / "metrics.json").write_text('{"task": "t3", "model": "c"}')
+    with pytest.raises(ConfigError, match="no 'metrics'"):
+        load_side(tmp_path)
+    with pytest.raises(ConfigError, match="no 'metrics'"):
+        leaderboard_json([tmp_path])
