@@ -98,11 +98,14 @@ def build_model(cfg) -> Any:
     return _instantiate(cfg.model, "model")
 
 
-def _attach(task, model) -> None:
-    attach = getattr(task, "attach_model", None)
-    if attach is not None:  # tasks that score with the model itself (TTS round trip)
+def _bind(task, model) -> None:
+    """Give the task what it declared it needs of the model (``bind(Capabilities)``), never the model."""
+    bind = getattr(task, "bind", None)
+    if bind is not None:  # tasks that count tokens (MMLU) or score with the model (TTS round trip)
+        from mio_eval.capabilities import Capabilities
+
         try:
-            attach(model)
+            bind(Capabilities(model))
         except MioEvalError as exc:
             raise ConfigError(str(exc)) from None
 
@@ -111,7 +114,7 @@ def build(cfg) -> tuple[Any, Any]:
     """Instantiate ``cfg.task`` and ``cfg.model`` (cheap: no weights load here), after checking
     every ``_target_`` of the config against the allow-list (``mio_eval.trust``)."""
     task, model = build_task(cfg), build_model(cfg)
-    _attach(task, model)
+    _bind(task, model)
     return task, model
 
 
@@ -159,7 +162,7 @@ def _execute_once(cfg, settings, *, subdir: str | None = None, model: Any = None
         task, adapter = build(cfg)
     else:
         task, adapter = build_task(cfg), model
-        _attach(task, adapter)
+        _bind(task, adapter)
     generation_cfg = {k: v for k, v in task_cfg.items() if k not in set(type(task).scoring_keys) | {"default_model"}}
     roots = _path_roots(paths_cfg)
     print_key = fingerprint({"task": portable(generation_cfg, roots, drop=("loader",)),

@@ -62,6 +62,10 @@ class Task(Protocol):
     ConfigError for a missing scoring resource (a judge checkpoint) so no generation is wasted.
     Optional attribute: ``needs_loglikelihood = True`` when requests carry ``continuations``
     (multiple choice scored by likelihood); the runner then refuses an adapter that cannot score.
+    Optional hook: ``bind(capabilities)`` (``mio_eval.capabilities.Capabilities``), called once at
+    build time by ``mio_eval.api``: the only view a task gets of the model under test (its
+    tokenizer and context length, log-likelihood support, an audio -> text reader). A task never
+    receives the adapter.
     """
 
     name: str

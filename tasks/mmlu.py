@@ -49,6 +49,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Mapping, Sequence
 
+from mio_eval.capabilities import Capabilities
 from mio_eval.errors import ConfigError
 from mio_eval.generation import generation_settings
 from mio_eval.metrics.choice import ChoiceAccuracy, extract_choice, rank_choices
@@ -140,15 +141,15 @@ class MMLUTask:
         self.generation = generation_settings(generation)
         self.needs_loglikelihood = scoring == "likelihood"
         self.variant = f"{scoring}/{header}"
-        self._model: Any = None
+        self._capabilities: Capabilities | None = None
         self._shots: dict[str, int] = {}
 
-    def attach_model(self, model: Any) -> None:
-        """Keep the model under test to count prompt tokens with its tokenizer (shot dropping)."""
-        if isinstance(self.context_length, int) and not hasattr(model, "tokenizer"):
+    def bind(self, capabilities: Capabilities) -> None:
+        """Count prompt tokens with the model's tokenizer (shot dropping); nothing else of the model."""
+        if isinstance(self.context_length, int) and not capabilities.has_tokenizer:
             raise ConfigError(f"task.context_length={self.context_length} counts tokens with the model's tokenizer, "
-                              f"but model {getattr(model, 'name', model)!r} exposes none; use context_length=null")
-        self._model = model
+                              f"but model {capabilities.name!r} exposes none; use context_length=null")
+        self._capabilities = capabilities
 
     # -- requests --
 
@@ -157,11 +158,11 @@ class MMLUTask:
 
     def _budget(self) -> tuple[Any, int] | None:
         """(tokenizer, max tokens) when shots can be counted, else None."""
-        if self.context_length is None or self._model is None:
+        if self.context_length is None or self._capabilities is None:
             return None
-        tokenizer = getattr(self._model, "tokenizer", None)
-        limit = getattr(self._model, "max_length", None) if self.context_length == "auto" else self.context_length
-        if tokenizer is None or not callable(getattr(tokenizer, "encode", None)):
+        tokenizer = self._capabilities.tokenizer
+        limit = self._capabilities.max_length if self.context_length == "auto" else self.context_length
+        if tokenizer is None:
             if isinstance(self.context_length, int):
                 raise ConfigError(f"task.context_length={self.context_length}: the model's tokenizer is not "
                                   "loaded; it is needed to count prompt tokens")

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Callable, ClassVar, Mapping, Sequence
 
 from mio_eval.adapter import ModelAdapter
+from mio_eval.capabilities import Capabilities
 from mio_eval.errors import ConfigError
 from mio_eval.generation import generation_settings
 from mio_eval.metrics.normalizers import get_normalizer
@@ -76,10 +77,11 @@ class TTSTask:
         self.round_trip = bool(round_trip)
         self._round_trip: Transcriber | None = None
 
-    def attach_model(self, model: ModelAdapter) -> None:
-        """Called by the builder with the model under test; used only for ``round_trip``."""
+    def bind(self, capabilities: Capabilities) -> None:
+        """Called by the builder; only ``round_trip`` uses the model under test, as a speech reader."""
         if self.round_trip:
-            self._round_trip = Transcriber(model, batch_size=self.transcriber.batch_size, role="round-trip")
+            self._round_trip = Transcriber(capabilities.speech_to_text(), batch_size=self.transcriber.batch_size,
+                                           role="round-trip")
 
     def samples(self) -> list[Sample]:
         return self.loader()

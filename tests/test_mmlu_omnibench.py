@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from mio_eval import run
+from mio_eval.capabilities import Capabilities
 from mio_eval.errors import ConfigError
 from mio_eval.metrics.choice import extract_choice
 from mio_eval.tasks.base import Generated
@@ -367,7 +368,7 @@ def test_mmlu_options_are_validated():
         MMLUTask(name="m", loader=list, context_length="big")
     task = MMLUTask(name="m", loader=list, context_length=512)
     with pytest.raises(ConfigError, match="tokenizer"):
-        task.attach_model(object())
+        task.bind(Capabilities(object()))
 
 
 # --- OmniBench ------------------------------------------------------------------------------
