@@ -4,8 +4,9 @@
     mio-eval export --format leaderboard ROOT [ROOT ...] [--out FILE]
     mio-eval leaderboard ROOT [ROOT ...] [--out FILE.md]
 
-A submission file is the one the task wrote when it scored a split without public answers
-(``scoring.submission_file`` in ``metrics.json``). Export validates it against its server's
+A submission file is the artifact a task returned when it scored a split without public answers,
+written by the store and recorded in ``metrics.json`` (``scoring.submission_file``, listed in
+``artifacts``). Export validates it against its server's
 expectations — every row has the format's fields with the right types, ids unique, one row per
 sample of the run — and refuses an incomplete run (failed samples have no row) unless
 ``--force``, which fills each missing row with an empty answer and names them on stderr.
@@ -61,6 +62,19 @@ def validate_submission(rows: Any, fmt: str | Mapping[str, Any] | SubmissionForm
     return submission_format(fmt).validate(rows)
 
 
+def _recorded_submission(metrics: Mapping[str, Any]) -> str | None:
+    """The submission file the run recorded: ``scoring.submission_file`` (captioning, VQA) or, for
+    MME-Unify, ``scoring.submission``; both name a file of the run's ``artifacts`` (the files the
+    store wrote for the task, listed in ``metrics.json``). A run from before artifacts were
+    recorded has no ``artifacts`` list and its recorded path is taken as is. Nothing is globbed."""
+    scoring = metrics.get("scoring") or {}
+    source = scoring.get("submission_file") or scoring.get("submission")
+    artifacts = metrics.get("artifacts")
+    if source and artifacts is not None and source not in artifacts:
+        raise ConfigError(f"the run records submission file {source!r} but wrote only {artifacts}; rerun its scoring")
+    return source
+
+
 def export_submission(run_dir: str | Path, fmt: str | Mapping[str, Any] | SubmissionFormat, *,
                       out: str | Path | None = None, force: bool = False) -> Path:
     """Validate the submission file a run wrote and copy it to ``out`` (default
@@ -76,10 +90,7 @@ def export_submission(run_dir: str | Path, fmt: str | Mapping[str, Any] | Submis
                           "samples as wrong; rerun without runner.limit, or --force to export it anyway")
     if metrics.get("failed") and not force:
         raise ConfigError(f"{run_dir} is a failed run ({metrics['failed']}); --force to export it anyway")
-    source = (metrics.get("scoring") or {}).get("submission_file")
-    if fmt == "mme_unify" and not source:
-        found = sorted(run_dir.glob("mme_unify_*_output.json"))
-        source = str(found[0]) if found else None
+    source = _recorded_submission(metrics)
     if source and not Path(source).is_absolute():
         source = str(run_dir / source)
     if not source or not Path(source).is_file():

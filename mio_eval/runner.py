@@ -581,6 +581,7 @@ def _evaluate(task: Task, adapter: ModelAdapter, *, run_dir, settings: RunnerSet
         s0 = time.perf_counter()
         report, generated = _score(task, samples, store)
         times["score_s"] = round(time.perf_counter() - s0, 3)
+        artifacts = store.write_artifacts(report.artifacts)  # the task's files, confined to run_dir
         atomic_write_text(run_dir / "scores.jsonl",
                           "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in report.per_sample))
         gen_errors = sum(1 for g in generated if g.error)
@@ -619,6 +620,8 @@ def _evaluate(task: Task, adapter: ModelAdapter, *, run_dir, settings: RunnerSet
         }
         if stratum:
             metrics["stratify_by"] = stratum
+        if artifacts:
+            metrics["artifacts"] = artifacts  # names relative to run_dir (export reads these)
         failure = _run_failure(metrics, settings)
         if failure:
             metrics["failed"] = failure

@@ -7,6 +7,8 @@ Layout of ``results/<model>/<task>/``::
     media/              generated files (wav, png, ...) referenced from predictions
     scores.jsonl        per-sample scores of the last scoring pass (atomic write)
     metrics.json        the typed result (atomic write)
+    <artifacts>         files a task asked for (``ScoreReport.artifacts``: submission files...),
+                        written by ``write_artifacts`` (atomic, confined to the run directory)
     .lock               held (flock) while a process works on the run
 
 Resume skips ids already in ``predictions.jsonl``. A crash can leave only one kind of damage, a
@@ -35,12 +37,14 @@ import shutil
 from pathlib import Path
 from typing import Any, Iterable, Iterator, KeysView, Mapping, Sequence
 
-from mio_eval.atomic import atomic_write_json, file_mode
+from mio_eval.atomic import atomic_path, atomic_write_json, atomic_write_text, file_mode
 from mio_eval.errors import StoreError, StoreWriteError
 
-__all__ = ["PredictionStore", "repair", "read_jsonl_records", "write_whole_lines", "open_append"]
+__all__ = ["PredictionStore", "repair", "read_jsonl_records", "write_whole_lines", "open_append", "artifact_name"]
 
 _RUN_FILES = ("predictions.jsonl", "scores.jsonl", "metrics.json", "run.json")
+# Names the store itself owns: an artifact may not replace them.
+_RESERVED = frozenset({*_RUN_FILES, ".lock", "media", "shards", "history", "scoring"})
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
@@ -111,6 +115,20 @@ def write_whole_lines(fd: int, payload: bytes) -> None:
 def open_append(path: Path):
     """An unbuffered binary append handle on ``path``, never through a symbolic link."""
     return os.fdopen(_open_nofollow(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT), "ab", buffering=0)
+
+
+def artifact_name(name: Any) -> str:
+    """``name`` checked as an artifact's place in a run directory: a relative POSIX path
+    (``"submission.json"``, ``"exports/a.json"``) with no ``..``, ``.`` or empty component, no
+    backslash or NUL, not absolute, and not a file the store owns. StoreError otherwise."""
+    if not isinstance(name, str) or not name:
+        raise StoreError(f"artifact name must be a non-empty string, got {name!r}")
+    parts = name.split("/")
+    if (name.startswith("/") or "\\" in name or "\0" in name
+            or any(p in ("", ".", "..") for p in parts) or parts[0] in _RESERVED):
+        raise StoreError(f"artifact name {name!r} is not a plain relative path inside the run directory "
+                         f"(no '..', no absolute path, not one of {', '.join(sorted(_RESERVED))})")
+    return name
 
 
 class PredictionStore:
@@ -248,6 +266,32 @@ class PredictionStore:
         for record in records:
             self._attempts[record["id"]] = self._attempts.get(record["id"], 0) + 1
             self._records[record["id"]] = record
+
+    def write_artifacts(self, artifacts: Mapping[str, Any]) -> list[str]:
+        """Write a task's artifacts (``ScoreReport.artifacts``) into the run directory; their names.
+
+        Each value is written atomically: ``bytes`` as is, ``str`` as UTF-8 text, anything else
+        as JSON (``atomic_write_json``: indent 2, UTF-8, trailing newline). Every name is checked
+        (``artifact_name``) before anything is written, and its folder must resolve inside the run
+        directory (no symbolic link out of it); a bad name is a StoreError and nothing is written."""
+        root = self.run_dir.resolve()
+        targets = []
+        for name in artifacts:
+            target = self.run_dir / artifact_name(name)
+            if not target.parent.resolve().is_relative_to(root) or target.is_symlink():
+                raise StoreError(f"artifact {name!r} would be written outside the run directory {self.run_dir} "
+                                 "(a symbolic link on its path); remove the link")
+            targets.append((name, target))
+        for name, target in targets:
+            content = artifacts[name]
+            if isinstance(content, (bytes, bytearray, memoryview)):
+                with atomic_path(target) as tmp:
+                    tmp.write_bytes(bytes(content))
+            elif isinstance(content, str):
+                atomic_write_text(target, content)
+            else:
+                atomic_write_json(target, content)
+        return [name for name, _ in targets]
 
     # -- internals -----------------------------------------------------------------------
     def _check_links(self) -> None:

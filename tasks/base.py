@@ -39,12 +39,19 @@ class ScoreReport:
     ``per_sample`` has one JSON-able dict per scored sample, in dataset order, each with ``id``
     and ``error`` (``None`` when scored). ``judges`` lists the provenance of every model used
     to score (ASR judge, CLIP...).
+
+    ``artifacts`` maps a file name, relative to the run directory (``"submission.json"``), to
+    what the task wants written there: ``bytes`` as is, ``str`` as UTF-8 text, anything else as
+    JSON. The runner has the store write them (atomic, confined to the run directory: no ``..``,
+    no absolute name) and lists their names under ``artifacts`` in ``metrics.json``. A task
+    never writes into the run directory itself.
     """
 
     metrics: tuple[MetricResult, ...]
     per_sample: tuple[Mapping[str, Any], ...]
     judges: tuple[Mapping[str, Any], ...] = ()
     settings: Mapping[str, Any] = field(default_factory=dict)
+    artifacts: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def n_errors(self) -> int:
@@ -85,7 +92,8 @@ class Task(Protocol):
     def score(self, generated: Sequence[Generated], *, work_dir: Path) -> ScoreReport:
         """Score every finished sample (corpus metrics see the whole split at once).
 
-        ``work_dir`` is where a scorer may write files (a judge's own outputs)."""
+        ``work_dir`` is where a scorer may write scratch files (a judge's own outputs); files
+        meant for the user (submissions) are returned in ``ScoreReport.artifacts``."""
 
 
 def describe_output(output: Output) -> str:

@@ -12,7 +12,7 @@ scores 0. The generated caption is the model's text cut at the ``until`` strings
 nothing more (lmms-eval passes the raw generation to pycocoevalcap).
 
 Every run writes the COCO results file ``[{"image_id", "caption"}]`` (the format the COCO
-caption server takes for test2014) into the run directory as ``submission_file``; a split
+caption server takes for test2014) as the artifact ``submission_file`` (the runner writes it); a split
 without references (``image_info_test2014.json``) is exported only, with no metric.
 """
 
@@ -21,7 +21,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Mapping, Sequence
 
-from mio_eval.atomic import atomic_write_json
 from mio_eval.generation import generation_settings
 from mio_eval.metrics.base import MetricResult
 from mio_eval.metrics.caption import CiderD, coco_caption_scores
@@ -77,8 +76,6 @@ class CaptionTask:
         ok = [g for g in generated if g.error is None]
         scored = [g for g in ok if g.sample.targets]
         results = [{"image_id": g.sample.metadata.get("image_id", g.sample.id), "caption": g.prediction} for g in ok]
-        export = Path(work_dir).parent / self.submission_file
-        atomic_write_json(export, results)
 
         metrics: list[MetricResult] = []
         per_image: dict[str, float] = {}
@@ -109,6 +106,7 @@ class CaptionTask:
             metrics=tuple(metrics),
             per_sample=tuple(rows),
             settings={"prompt": self.prompt, "until": list(self.until), "full_scores": self.full_scores,
-                      "submission_file": str(export), "n_with_references": len(scored),
+                      "submission_file": self.submission_file, "n_with_references": len(scored),
                       "corpus": "CIDEr-D document frequencies over all scored images"},
+            artifacts={self.submission_file: results},
         )

@@ -50,7 +50,6 @@ from typing import Any, ClassVar, Mapping, Sequence
 
 import numpy as np
 
-from mio_eval.atomic import atomic_write_json
 from mio_eval.errors import ConfigError, MediaError
 from mio_eval.generation import generation_settings
 from mio_eval.jsonl import read_lines
@@ -140,11 +139,11 @@ def _result(name: str, value: float | None, n: int, *, higher: bool = True, vari
                         scale=scale, n=n, extra=extra)
 
 
-def _export(work_dir: Path, family: str, items: list[dict[str, Any]]) -> str:
-    # work_dir is <run dir>/scoring (runner contract); the submission file goes beside metrics.json
-    target = Path(work_dir).parent / f"mme_unify_{family}_output.json"
-    atomic_write_json(target, items)
-    return str(target)
+def _export(family: str, items: list[dict[str, Any]], settings: dict[str, Any]) -> dict[str, Any]:
+    """The submission as an artifact (the runner writes it beside metrics.json), named in ``settings``."""
+    name = f"mme_unify_{family}_output.json"
+    settings["submission"] = name
+    return {name: items}
 
 
 def _media(output: Output, kind: type) -> str | None:
@@ -281,9 +280,8 @@ class MMEUnifyUnderstandingTask:
                                provenance="mean of the SIPU / MITIU / VPU accuracies x100 (MME-Unify US)",
                                complete=set(per_subtask) == set(UNDERSTANDING_SUBTASKS)))
         settings: dict[str, Any] = {"extraction": "metrics.choice.extract_choice", "normalization": NORMALIZATION}
-        if self.export:
-            settings["submission"] = _export(work_dir, "understanding", exported)
-        return ScoreReport(metrics=tuple(metrics), per_sample=tuple(rows), settings=settings)
+        artifacts = _export("understanding", exported, settings) if self.export else {}
+        return ScoreReport(metrics=tuple(metrics), per_sample=tuple(rows), settings=settings, artifacts=artifacts)
 
 
 # --- generation -----------------------------------------------------------------------------------
@@ -487,9 +485,9 @@ class MMEUnifyGenerationTask:
                                     "psnr_resize": self.psnr_resize, "video_frames": self.video_frames,
                                     "num_frames": self.num_frames, "all_equal_quirk": self.all_equal_quirk,
                                     "normalization": NORMALIZATION}
-        if self.export:
-            settings["submission"] = _export(work_dir, f"generation_{self.output_modality.value}", exported)
-        return ScoreReport(metrics=tuple(metrics), per_sample=tuple(rows), judges=tuple(judges), settings=settings)
+        artifacts = _export(f"generation_{self.output_modality.value}", exported, settings) if self.export else {}
+        return ScoreReport(metrics=tuple(metrics), per_sample=tuple(rows), judges=tuple(judges), settings=settings,
+                           artifacts=artifacts)
 
     def _variant(self, key: str) -> str:
         if key == "lpips" and self.lpips is not None:
@@ -647,10 +645,10 @@ class MMEUnifyUnifyTask:
         settings: dict[str, Any] = {"unify_score": self.unify_score, "iee_text_label": self.iee_text_label,
                                     "vcot_denominator": self.vcot_denominator, "normalization": NORMALIZATION,
                                     "vcot_history": "teacher-forced (ground-truth previous actions and maps)"}
-        if self.export:
-            settings["submission"] = _export(work_dir, "unify", list(exported.values()))
+        artifacts = _export("unify", list(exported.values()), settings) if self.export else {}
         judges = (dict(self.clip.provenance()),) if self.clip is not None else ()
-        return ScoreReport(metrics=tuple(metrics), per_sample=tuple(rows), judges=judges, settings=settings)
+        return ScoreReport(metrics=tuple(metrics), per_sample=tuple(rows), judges=judges, settings=settings,
+                           artifacts=artifacts)
 
     def _score_one(self, code, meta, pred, image, sample) -> dict[str, Any]:
         if code == "VCoT":

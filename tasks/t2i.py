@@ -9,7 +9,7 @@ target is the image. Which caption (``caption="first"`` by default, ``"index"`` 
 UNVERIFIED for MIO / SEED-LLaMA / GILL (none of their papers or repositories states them; GILL's
 ``evals/compute_clip_similarity_vist.py``, kohjingyu/gill @ 4600b71, covers VIST only), so both
 are recorded: the caption index
-and text on every per-sample row, and the whole split as ``<run dir>/t2i_split.json`` with its
+and text on every per-sample row, and the whole split as the artifact ``t2i_split.json`` with its
 SHA-256 in ``metrics.json`` (``scoring.split_sha256``).
 
 The task hands the bare caption to the model (``prompt: "{caption}"``) with ``Request.kind =
@@ -43,7 +43,7 @@ from typing import Any, Callable, ClassVar, Mapping, Sequence
 
 import numpy as np
 
-from mio_eval.atomic import atomic_path, atomic_write_json
+from mio_eval.atomic import atomic_path
 from mio_eval.errors import ConfigError, MediaError
 from mio_eval.generation import generation_settings
 from mio_eval.metrics.base import MetricResult
@@ -52,6 +52,7 @@ from mio_eval.types import Image, Modality, Output, Request, Sample, Text
 
 __all__ = ["CaptionToImageSamples", "TextToImageTask", "CAPTION_POLICIES", "png_copy", "image_clip_scores"]
 
+SPLIT_FILE = "t2i_split.json"  # the artifact recording the evaluated split (record_split)
 CAPTION_POLICIES = ("first", "index", "random")
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -274,9 +275,10 @@ class TextToImageTask:
             "split_sha256": digest, "ssim": dict(self._ssim.settings()), "prompt": self.prompt,
             "clip_model": self.clip.model_id if self.clip is not None else None,
             "skipped": "samples with a failed generation or an unreadable image are left out of every mean (GILL)"}
+        artifacts: dict[str, Any] = {}
         if self.record_split:
-            target = Path(work_dir).parent / "t2i_split.json"
-            atomic_write_json(target, {"task": self.name, "caption_policy": settings["caption_policy"],
-                                       "sha256": digest, "images": split})
-            settings["split_file"] = str(target)
-        return ScoreReport(metrics=tuple(metrics), per_sample=tuple(rows), judges=tuple(judges), settings=settings)
+            artifacts[SPLIT_FILE] = {"task": self.name, "caption_policy": settings["caption_policy"],
+                                     "sha256": digest, "images": split}
+            settings["split_file"] = SPLIT_FILE
+        return ScoreReport(metrics=tuple(metrics), per_sample=tuple(rows), judges=tuple(judges), settings=settings,
+                           artifacts=artifacts)

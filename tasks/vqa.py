@@ -14,8 +14,8 @@ to other protocols (OpenFlamingo's ``postprocess_vqa_generation``) and are not m
 Scoring: accuracy per question = the leave-one-annotator-out ``min(1, matches/3)`` mean, then the
 mean over questions (overall and per answer type, ``breakdowns``). A split without answers
 (VQAv2 test-dev / test, VizWiz test) reports no accuracy and writes the EvalAI submission JSON
-into the run directory: VQAv2 ``[{"question_id": int, "answer": str}]``, VizWiz ``[{"image":
-"VizWiz_test_00000000.jpg", "answer": str}]``, each answer normalised exactly as lmms-eval writes
+as an artifact (``submission_file``, written by the runner): VQAv2 ``[{"question_id": int, "answer": str}]``,
+VizWiz ``[{"image": "VizWiz_test_00000000.jpg", "answer": str}]``, each answer normalised exactly as lmms-eval writes
 it (its ``resAns`` after the variant's processing). Failed samples are left out of the accuracy
 (and counted in ``n_errors``) and of the submission (listed in the settings).
 """
@@ -25,7 +25,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Mapping, Sequence
 
-from mio_eval.atomic import atomic_write_json
 from mio_eval.errors import ConfigError
 from mio_eval.generation import generation_settings
 from mio_eval.metrics.vqa import VQA_VARIANTS, VQAAccuracy, vqa_normalize
@@ -109,6 +108,7 @@ class VQATask:
             g.sample.id: {"id": g.sample.id, "error": g.error, "answer_type": g.sample.metadata.get("answer_type")}
             for g in generated}
         metrics = ()
+        artifacts: dict[str, Any] = {}
         if has_answers:
             scored = [g for g in ok if g.sample.targets]
             metric = VQAAccuracy(variant=self.variant)
@@ -125,8 +125,8 @@ class VQATask:
                 answer = vqa_normalize(g.prediction, variant=self.variant)
                 submission.append(self._submission_row(g.sample, answer))
                 rows[g.sample.id].update(prediction=g.prediction, submitted=answer)
-            export = Path(work_dir).parent / self.submission_file
-            atomic_write_json(export, submission)
-            settings.update(submission_file=str(export), submitted=len(submission),
+            artifacts[self.submission_file] = submission
+            settings.update(submission_file=self.submission_file, submitted=len(submission),
                             missing_from_submission=[g.sample.id for g in generated if g.error is not None])
-        return ScoreReport(metrics=metrics, per_sample=tuple(rows[g.sample.id] for g in generated), settings=settings)
+        return ScoreReport(metrics=metrics, per_sample=tuple(rows[g.sample.id] for g in generated), settings=settings,
+                           artifacts=artifacts)

@@ -80,3 +80,80 @@ def test_mmlu_counts_tokens_through_capabilities_only():
     with pytest.raises(ConfigError, match="tokenizer"):
         task.bind(Capabilities(object()))
     assert not hasattr(task, "attach_model")
+
+
+# --- artifacts: tasks return files, the store writes them -----------------------------------
+
+from mio_eval.errors import StoreError  # noqa: E402
+from mio_eval.models.dummy import DummyAdapter  # noqa: E402
+from mio_eval.runner import RunnerSettings, evaluate  # noqa: E402
+from mio_eval.store import PredictionStore, artifact_name  # noqa: E402
+from mio_eval.tasks.base import ScoreReport  # noqa: E402
+from test_runner import EchoTask  # noqa: E402
+
+
+class ArtifactTask(EchoTask):
+    def __init__(self, artifacts):
+        super().__init__(["a", "bb"])
+        self.artifacts = artifacts
+
+    def score(self, generated, *, work_dir):
+        report = super().score(generated, work_dir=work_dir)
+        return ScoreReport(metrics=report.metrics, per_sample=report.per_sample, settings=report.settings,
+                           artifacts=self.artifacts)
+
+
+def _evaluate(run_dir, task):
+    return evaluate(task, DummyAdapter(), run_dir=run_dir, fingerprint="fp",
+                    settings=RunnerSettings(progress=False), run_info={"config": {}})
+
+
+def test_artifacts_are_written_by_the_store_and_recorded(tmp_path):
+    rows = [{"question_id": 1, "answer": "é"}]
+    metrics = _evaluate(tmp_path / "run", ArtifactTask({"submission.json": rows, "sub/notes.txt": "hi\n",
+                                                        "raw.bin": b"\x00\x01"}))
+    assert metrics["artifacts"] == ["submission.json", "sub/notes.txt", "raw.bin"]
+    run = tmp_path / "run"
+    # JSON exactly as atomic_write_json always wrote the submission files (indent 2, UTF-8, newline)
+    assert (run / "submission.json").read_bytes() == b'[\n  {\n    "question_id": 1,\n    "answer": "\xc3\xa9"\n  }\n]\n'
+    assert (run / "sub" / "notes.txt").read_text() == "hi\n" and (run / "raw.bin").read_bytes() == b"\x00\x01"
+    assert not [p for p in run.rglob("*.tmp*")]
+    # a task without artifacts leaves metrics.json as before (no key)
+    assert "artifacts" not in _evaluate(tmp_path / "plain", EchoTask(["a"]))
+
+
+@pytest.mark.parametrize("name", ["../x", "/tmp/x", "a/../../x", "a//b", "./x", "", "metrics.json",
+                                  "predictions.jsonl", "media/x.png", "a\\..\\x", 3])
+def test_an_artifact_outside_the_run_or_over_a_store_file_is_refused(tmp_path, name):
+    with pytest.raises(StoreError):
+        artifact_name(name)
+    run = tmp_path / "run"
+    with pytest.raises(StoreError, match="artifact"):
+        _evaluate(run, ArtifactTask({"ok.json": [], name: {"evil": True}}))
+    assert not (run / "ok.json").exists() and not (tmp_path / "x").exists()  # nothing is written
+    assert not (run / "metrics.json").exists()
+
+
+def test_an_artifact_through_a_symbolic_link_out_of_the_run_is_refused(tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "out").symlink_to(outside, target_is_directory=True)
+    store = PredictionStore(run)
+    with pytest.raises(StoreError, match="outside the run directory"):
+        store.write_artifacts({"out/x.json": []})
+    (run / "link.json").symlink_to(outside / "y.json")
+    with pytest.raises(StoreError, match="outside the run directory"):
+        store.write_artifacts({"link.json": []})
+    assert list(outside.iterdir()) == []
+
+
+def test_no_task_writes_beside_its_work_dir():
+    """Tasks return artifacts; none reaches into the run directory (``work_dir``'s parent)."""
+    import mio_eval.tasks as tasks_pkg
+
+    root = Path(tasks_pkg.__file__).parent
+    offenders = [str(p.relative_to(root)) for p in root.rglob("*.py") if "work_dir).parent" in p.read_text()
+                 or "work_dir.parent" in p.read_text()]
+    assert offenders == []

@@ -653,7 +653,8 @@ def test_caption_full_scores_are_passed_through(data, tmp_path, monkeypatch):
     assert values.keys() == {"cider", "bleu_1", "bleu_2", "bleu_3", "bleu_4", "meteor", "rouge_l"}
     assert values["meteor"] == 0.25 and values["cider"] > 0  # CIDEr from CiderD, not the duplicate
     assert all(m.scale == 100.0 and m.n == 3 for m in report.metrics)
-    assert (tmp_path / "run" / "captions_karpathy_test_results.json").is_file()
+    assert list(report.artifacts) == ["captions_karpathy_test_results.json"]  # written by the store, not the task
+    assert not (tmp_path / "run").exists()
 
 
 def test_image_tasks_run_on_tiny_mio(data, tmp_path):

@@ -410,6 +410,12 @@ def _run(task, tmp_path, answers, *extra):
                                f"+model.answers={answers}", "model.name=oracle", *extra])
 
 
+def _submission(data_dir, metrics) -> Path:
+    """The submission file the run recorded (an artifact written by the store beside metrics.json)."""
+    assert metrics["scoring"]["submission"] in metrics["artifacts"]
+    return data_dir / "results" / metrics["model"] / metrics["task"] / metrics["scoring"]["submission"]
+
+
 @pytest.fixture
 def data_dir(mme_root, tmp_path):
     # paths.data_dir must hold MME-Unify/: link the module's fixture into this test's folder
@@ -424,7 +430,7 @@ def test_understanding_end_to_end_oracle_and_dummy(mme_root, data_dir):
     m = metrics["metrics"]
     assert m["accuracy"]["value"] == 1.0 and m["US"]["value"] == pytest.approx(100.0)
     assert m["score/SIPU"]["value"] == 100.0 and m["accuracy_strict"]["value"] == 0.0  # "Answer: C" != "C"
-    export = json.loads(Path(metrics["scoring"]["submission"]).read_text())
+    export = json.loads(_submission(data_dir, metrics).read_text())
     assert export[0]["output"] == "C" and export[0]["question_id"] == 1521
     # the dummy echoes the prompt: no single letter -> invalid, counted wrong, not an error
     dummy = run("mme_unify_understanding", "dummy", [f"paths.results_dir={data_dir / 'r2'}",
@@ -443,7 +449,7 @@ def test_image_generation_oracle_scores_perfectly(mme_root, data_dir, tiny_hf_cl
     assert m["score/FIR"]["value"] == 100.0 and m["score/FIR"]["variant"] == "mio_eval_v1"
     assert m["lpips/FIR"]["variant"] == "alex-v0.1/mme_unify_0_1/min_size"
     assert metrics["judges"] and metrics["n_errors"] == 0
-    export = json.loads(Path(metrics["scoring"]["submission"]).read_text())
+    export = json.loads(_submission(data_dir, metrics).read_text())
     assert {e["category"] for e in export} == {"Fine-Grained_Image_Reconstruction", "Text-Image_Editing",
                                               "Text-Image_Generation"}
     assert all(Path(e["output"]).is_file() for e in export)
@@ -482,7 +488,7 @@ def test_unify_oracle_end_to_end(mme_root, data_dir, tiny_hf_clip):  # noqa: F81
     assert m["action_accuracy/VCoT"]["value"] == 1.0 and m["location_accuracy/VCoT"]["value"] == 1.0
     assert m["image_accuracy/VCoT"]["n"] == 2 and m["image_accuracy/VCoT"]["value"] == 1.0
     assert m["Unify_partial"]["value"] == 100.0 and m["Unify_partial"]["extra"]["complete"]
-    export = json.loads(Path(metrics["scoring"]["submission"]).read_text())
+    export = json.loads(_submission(data_dir, metrics).read_text())
     vcot = next(e for e in export if e.get("category") == "Visual CoT")
     assert set(vcot["outputs"]) == {"output_step_0", "output_step_1", "output_step_2"}
     sd = next(e for e in export if e.get("subcategory") == "SpotDiff")

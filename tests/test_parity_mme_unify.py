@@ -69,8 +69,10 @@ def test_strict_accuracy_equals_the_official_scorer(run_dir):
         assert FIXTURE["printed_percent"][category] == round(100 * value, 2)
 
 
-def test_export_is_the_official_input_format(run_dir):
-    export = json.loads(Path(run_dir["scoring"]["submission"]).read_text())
+def test_export_is_the_official_input_format(run_dir, tmp_path):
+    assert run_dir["artifacts"] == [run_dir["scoring"]["submission"]]
+    export = json.loads((tmp_path / "results" / run_dir["model"] / run_dir["task"] / run_dir["scoring"]["submission"])
+                        .read_text())
     assert len(export) == len(FIXTURE["items"])
     by_id = {row["question_id"]: row for row in export}
     for item in FIXTURE["items"]:
