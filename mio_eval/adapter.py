@@ -11,12 +11,14 @@ from __future__ import annotations
 import weakref
 
 from pathlib import Path
-from typing import Any, Mapping, Protocol, Sequence, runtime_checkable
+from typing import Any, Iterable, Mapping, Protocol, Sequence, runtime_checkable
 
 from mio_eval.errors import ConfigError
 from mio_eval.types import Modality, Output, Request
 
-__all__ = ["ModelAdapter", "check_capabilities", "CapabilityError", "ensure_loaded"]
+__all__ = ["ModelAdapter", "check_capabilities", "CapabilityError", "ensure_loaded", "output_summary"]
+
+_REPAIRED_SHOWN = 1000  # samples listed by name in ``repaired_samples`` (the counts cover all)
 
 
 @runtime_checkable
@@ -48,7 +50,10 @@ class ModelAdapter(Protocol):
         """
 
     def provenance(self) -> Mapping[str, Any]:
-        """What identifies the loaded model (paths, checkpoint hashes, versions)."""
+        """What identifies the loaded model (paths, checkpoint hashes, versions). Per-sample facts
+        (repairs of an output) go in ``Output.provenance``, never in adapter state: an adapter
+        that sets ``reports_output_provenance = True`` gets their sum over the run's stored outputs
+        (``output_summary``) as ``model_provenance.outputs`` in ``metrics.json``."""
 
 
 class CapabilityError(ConfigError):
@@ -91,3 +96,20 @@ def ensure_loaded(adapter: Any) -> None:
         return
     adapter.load()
     _LOADED.add(adapter)
+
+
+def output_summary(outputs: Iterable[tuple[str, Output]]) -> dict[str, Any]:
+    """The run's model-output tallies from the stored outputs (``(sample id, Output)`` in dataset
+    order): ``counts`` = every ``Output.provenance["counts"]`` summed (sorted by name) and
+    ``repaired_samples`` = sample id -> its ``provenance["repairs"]`` (the first 1000 repaired
+    samples; the ``repair_*`` counts cover all). Computed from what is stored, so a resumed run
+    reports every sample, not only the ones its last process generated."""
+    counts: dict[str, Any] = {}
+    repaired: dict[str, list[str]] = {}
+    for sample_id, output in outputs:
+        for name, value in (output.provenance.get("counts") or {}).items():
+            counts[name] = counts.get(name, 0) + value
+        repairs = output.provenance.get("repairs")
+        if repairs and len(repaired) < _REPAIRED_SHOWN:
+            repaired[sample_id] = list(repairs)
+    return {"counts": dict(sorted(counts.items())), "repaired_samples": repaired}

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from mio_eval import samples as _samples
-from mio_eval.adapter import ModelAdapter, check_capabilities, ensure_loaded
+from mio_eval.adapter import ModelAdapter, check_capabilities, ensure_loaded, output_summary
 from mio_eval.atomic import atomic_write_json, atomic_write_text
 from mio_eval.errors import ConfigError, ErrorBudgetExceeded, Interrupted, MediaError, RunFailed, Terminated
 from mio_eval.store import PredictionStore
@@ -446,6 +446,15 @@ def _score(task: Task, samples: Sequence[Sample], store: PredictionStore) -> tup
         return task.score(generated, work_dir=store.run_dir / "scoring"), generated
 
 
+def _model_provenance(adapter: ModelAdapter, group: Any, generated: Sequence[Generated]) -> dict[str, Any]:
+    """The adapter's provenance; for one that reports per-sample provenance, ``outputs`` summed
+    over the stored outputs of the run (``output_summary``), never taken from adapter state."""
+    info = group.provenance(adapter) if group is not None else dict(adapter.provenance())
+    if getattr(adapter, "reports_output_provenance", False):
+        info["outputs"] = output_summary((g.sample.id, g.output) for g in generated)
+    return info
+
+
 def _git_commit() -> str | None:
     """The commit of the mio-eval checkout this package runs from (``+dirty`` with local
     changes); None for an installed wheel."""
@@ -607,7 +616,7 @@ def _evaluate(task: Task, adapter: ModelAdapter, *, run_dir, settings: RunnerSet
             "metrics": {m.name: m.to_json() for m in report.metrics},
             "scoring": dict(report.settings),
             "judges": [dict(j) for j in report.judges],
-            "model_provenance": group.provenance(adapter) if group is not None else dict(adapter.provenance()),
+            "model_provenance": _model_provenance(adapter, group, generated),
             "fingerprint": fingerprint,
             "runner": asdict(settings),
             "versions": package_versions(),

@@ -170,6 +170,12 @@ class Output:
     by a silent default. For a log-likelihood request, ``logprobs[i]`` is the summed natural-log
     probability of continuation ``i`` given the prompt and ``greedy[i]`` whether greedy decoding
     would have produced exactly it.
+
+    ``provenance`` holds per-sample facts about how the model produced this output (a failed one
+    too), JSON-able, so they are stored with it and survive a resume: ``counts`` (name -> number,
+    e.g. MIO's ``repair_unterminated``, ``stray_modality_tokens``) and ``repairs`` (names of the
+    repairs applied to the output, in order). ``mio_eval.adapter.output_summary`` sums them over a
+    run for ``metrics.json``. Serialised only when non-empty (older files read as empty).
     """
 
     text: str | None = None
@@ -179,9 +185,11 @@ class Output:
     n_output_tokens: int | None = None
     logprobs: tuple[float, ...] = ()
     greedy: tuple[bool, ...] = ()
+    provenance: Mapping[str, Any] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "media", tuple(self.media))
+        object.__setattr__(self, "provenance", _frozen(self.provenance))
         object.__setattr__(self, "logprobs", tuple(float(x) for x in self.logprobs))
         object.__setattr__(self, "greedy", tuple(bool(x) for x in self.greedy))
 
@@ -207,6 +215,7 @@ class Output:
             "n_input_tokens": self.n_input_tokens,
             "n_output_tokens": self.n_output_tokens,
             **({"logprobs": list(self.logprobs), "greedy": list(self.greedy)} if self.logprobs else {}),
+            **({"provenance": dict(self.provenance)} if self.provenance else {}),
         }
 
     @classmethod
@@ -219,4 +228,5 @@ class Output:
             n_output_tokens=data.get("n_output_tokens"),
             logprobs=tuple(data.get("logprobs", ())),
             greedy=tuple(data.get("greedy", ())),
+            provenance=data.get("provenance") or {},
         )

@@ -157,3 +157,60 @@ def test_no_task_writes_beside_its_work_dir():
     offenders = [str(p.relative_to(root)) for p in root.rglob("*.py") if "work_dir).parent" in p.read_text()
                  or "work_dir.parent" in p.read_text()]
     assert offenders == []
+
+
+# --- per-sample model provenance travels in Output ----------------------------------------
+
+from mio_eval.adapter import output_summary  # noqa: E402
+from mio_eval.types import Output  # noqa: E402
+
+
+class RepairingAdapter(DummyAdapter):
+    """Reports a repair on every output, in Output.provenance, as MIO does; fails ``fail_ids``."""
+
+    reports_output_provenance = True
+
+    def generate(self, requests, *, media_dir):
+        return [Output(error=o.error, text=o.text, provenance={"counts": {"repair_x": 1}, "repairs": ["x"]})
+                for o in super().generate(requests, media_dir=media_dir)]
+
+
+def test_output_provenance_round_trips_and_old_files_read_as_empty():
+    out = Output(text="a", provenance={"counts": {"repair_x": 2}, "repairs": ["x", "x"]})
+    data = out.to_json()
+    assert data["provenance"] == {"counts": {"repair_x": 2}, "repairs": ["x", "x"]}
+    assert Output.from_json(data) == out
+    old = {"text": "a", "media": [], "error": None, "n_input_tokens": None, "n_output_tokens": None}
+    assert Output.from_json(old).provenance == {} and "provenance" not in Output(text="a").to_json()
+    assert Output.from_json(old).to_json() == old  # files without provenance stay byte-identical
+
+
+def test_a_resumed_run_keeps_every_samples_repair_counts(tmp_path):
+    texts = ["a", "bb", "ccc", "dddd"]
+    first = evaluate(EchoTask(texts), RepairingAdapter(), run_dir=tmp_path, fingerprint="fp",
+                     settings=RunnerSettings(progress=False, limit=2), run_info={"config": {}})
+    assert first["model_provenance"]["outputs"] == {"counts": {"repair_x": 2},
+                                                    "repaired_samples": {"s000": ["x"], "s001": ["x"]}}
+    adapter = RepairingAdapter()  # a new process: nothing of the first one's state
+    second = evaluate(EchoTask(texts), adapter, run_dir=tmp_path, fingerprint="fp",
+                      settings=RunnerSettings(progress=False), run_info={"config": {}})
+    assert second["model_provenance"]["outputs"]["counts"] == {"repair_x": 4}
+    assert list(second["model_provenance"]["outputs"]["repaired_samples"]) == ["s000", "s001", "s002", "s003"]
+    # re-scoring alone (no generation) gives the same tallies, from predictions.jsonl
+    third = evaluate(EchoTask(texts), RepairingAdapter(), run_dir=tmp_path, fingerprint="fp",
+                     settings=RunnerSettings(progress=False, stage="score"), run_info={"config": {}})
+    assert third["model_provenance"]["outputs"] == second["model_provenance"]["outputs"]
+
+
+def test_adapters_without_output_provenance_keep_their_provenance(tmp_path):
+    metrics = evaluate(EchoTask(["a"]), DummyAdapter(), run_dir=tmp_path, fingerprint="fp",
+                       settings=RunnerSettings(progress=False), run_info={"config": {}})
+    assert "outputs" not in metrics["model_provenance"]
+
+
+def test_output_summary_counts_failed_outputs_and_lists_repaired_samples_in_order():
+    outs = [("b", Output(error="invalid output: x", provenance={"counts": {"invalid_outputs": 1}})),
+            ("a", Output(text="t", provenance={"counts": {"repair_y": 1, "stray": 3}, "repairs": ["y"]})),
+            ("c", Output(text="t"))]
+    assert output_summary(outs) == {"counts": {"invalid_outputs": 1, "repair_y": 1, "stray": 3},
+                                    "repaired_samples": {"a": ["y"]}}

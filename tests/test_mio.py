@@ -25,6 +25,7 @@ pytest.importorskip("transformers")
 pytest.importorskip("speechtokenizer")
 
 from mio_eval import run  # noqa: E402
+from mio_eval.adapter import output_summary  # noqa: E402
 from mio_eval.errors import ConfigError  # noqa: E402
 from mio_eval.media import load_audio  # noqa: E402
 from mio_eval.models.mio import (  # noqa: E402
@@ -40,7 +41,7 @@ from mio_eval.models.mio import (  # noqa: E402
 from mio_eval.models.mio.codecs import ImageCodecError, load_image_codec  # noqa: E402
 from helpers import grey_frames, write_video  # noqa: E402
 from mio_eval.models.mio.tiny import SCRIPT_FRAMES, SCRIPT_TEXT, build_tiny_mio, script_tokens  # noqa: E402
-from mio_eval.types import Audio, Image, Modality, Request, Text, Video  # noqa: E402
+from mio_eval.types import Audio, Image, Modality, Output, Request, Text, Video  # noqa: E402
 
 BOS = "<|startoftext|>"
 RATE = 16000
@@ -274,7 +275,9 @@ def test_pitfall_05_malformed_speech_is_repaired_or_invalid(tiny_mio, mio, tmp_p
     assert full.ok and cut.ok
     assert sf.info(full.media[0].path).frames == SCRIPT_FRAMES * 320
     assert sf.info(cut.media[0].path).frames == SCRIPT_FRAMES * 320  # content only: same length
-    assert mio.repairs["cut"] == ["unterminated", "content_only"]
+    assert cut.provenance["repairs"] == ["unterminated", "content_only"]  # travels with the output
+    assert cut.provenance["counts"].items() >= {"repair_content_only": 1, "repair_unterminated": 1}.items()
+    assert "repairs" not in full.provenance
     strict = MIOAdapter(str(tiny_mio), speech_policy="strict")
     (out,) = strict.generate(requests[1:], media_dir=tmp_path / "strict")
     assert out.error.startswith("invalid output: irregular speech block") and "policy strict" in out.error
@@ -287,7 +290,7 @@ def test_pitfall_06_base_prompt_ending_tag_is_put_back(mio_base, tmp_path):
     (out,) = mio_base.generate([request], media_dir=tmp_path)
     assert out.ok, out.error
     assert sf.info(out.media[0].path).frames == SCRIPT_FRAMES * 320
-    assert "tts" not in mio_base.repairs  # a complete block, not a repaired one
+    assert "repairs" not in out.provenance  # a complete block, not a repaired one
 
 
 def test_pitfall_07_only_new_ids_are_decoded_batch_independent(mio, tmp_path):
@@ -306,7 +309,8 @@ def test_pitfall_08_long_prompt_is_that_samples_error(tiny_mio, tmp_path):
     out_ok, out_long = adapter.generate([ok, too_long], media_dir=tmp_path)
     assert out_long.error.startswith("prompt is ") and "context of 120 tokens" in out_long.error
     assert out_ok.ok and out_ok.n_input_tokens + out_ok.n_output_tokens <= 120
-    assert adapter.provenance()["outputs"]["counts"]["max_new_tokens_capped"] == 1
+    assert out_ok.provenance["counts"]["max_new_tokens_capped"] == 1
+    assert "outputs" not in adapter.provenance()  # no per-sample tallies in adapter state
 
 
 def test_pitfall_09_no_double_bos(mio):
@@ -358,7 +362,7 @@ def test_pitfall_14_stray_modality_tokens_stripped_and_counted(tiny_mio, tmp_pat
     adapter = MIOAdapter(str(tiny_mio))
     (out,) = adapter.generate([Request("s", (Text("hi"),), generation={"max_new_tokens": 200})], media_dir=tmp_path)
     assert out.text == SCRIPT_TEXT and out.n_output_tokens == N_SCRIPT
-    counts = adapter.provenance()["outputs"]["counts"]
+    counts = out.provenance["counts"]
     assert counts["stray_modality_tokens"] == N_SCRIPT - 9 - 1 and counts["samples_with_stray_tokens"] == 1
     text_at, blocks, stray = split_blocks(["a", "<img3>", "<spch>", "<spch1>", "b", "</image>", "<image>"])
     assert text_at == [0, 4] and stray == 2
@@ -460,7 +464,8 @@ def test_asr_librispeech_end_to_end(tiny_mio, librispeech, tmp_path):
 
 
 def test_tts_demo_end_to_end_audio_written_and_judged(tiny_mio, tmp_path):
-    metrics = run("tts_demo", "mio_tiny", _overrides(tiny_mio, tmp_path, "runner.limit=2"))
+    first = run("tts_demo", "mio_tiny", _overrides(tiny_mio, tmp_path, "runner.limit=1"))
+    metrics = run("tts_demo", "mio_tiny", _overrides(tiny_mio, tmp_path, "runner.limit=2"))  # resumes: 1 new
     assert metrics["n"] == 2 and metrics["errors"]["generate"] == 0
     run_dir = tmp_path / "mio_tiny" / "tts_demo"
     predictions = _lines(run_dir / "predictions.jsonl")
@@ -471,6 +476,13 @@ def test_tts_demo_end_to_end_audio_written_and_judged(tiny_mio, tmp_path):
         assert info.samplerate == RATE and info.frames == SCRIPT_FRAMES * 320
     assert "wer_corpus" in metrics["metrics"] and metrics["judges"]
     assert metrics["model_provenance"]["outputs"]["counts"].get("invalid_outputs", 0) == 0
+    # Per-sample tallies are stored with each output, so the resumed run reports both samples
+    # (the second process generated one) and they equal the sum over predictions.jsonl.
+    stored = [(row["id"], Output.from_json(row["output"])) for row in predictions]
+    assert all(o.provenance["counts"]["samples_with_stray_tokens"] == 1 for _, o in stored)
+    assert first["model_provenance"]["outputs"]["counts"]["samples_with_stray_tokens"] == 1
+    assert metrics["model_provenance"]["outputs"] == output_summary(stored)
+    assert metrics["model_provenance"]["outputs"]["counts"]["samples_with_stray_tokens"] == 2
 
 
 def test_s2s_end_to_end(tiny_mio, media, tiny_whisper, tmp_path):

@@ -21,8 +21,9 @@ and what is ours:
   splits strings), with the tag a Base prompt ended with put back in front.
 * Output parsing on the generated tokens (``blocks``): irregular blocks are repaired by a named
   policy or are an invalid output, never an exception. Modality tokens in a text answer are
-  stripped and counted. Repairs and counts are in ``provenance()["outputs"]`` (this process's
-  samples).
+  stripped and counted. Repairs and counts travel with each output (``Output.provenance``:
+  ``counts``, ``repairs``), so they are stored and survive a resume; ``metrics.json`` sums them
+  over the run's stored outputs (``model_provenance.outputs``, ``reports_output_provenance``).
 * Decoding settings come from ``Request.generation`` (the tasks hold MIO's per-modality values:
   text 5 beams; speech sampling top-p 0.7...). As in MIO, ``top_k=0`` when sampling;
   ``length_penalty`` is passed when given.
@@ -58,6 +59,17 @@ class _Job:
     index: int
     ids: list[int]
     prompt: MIOPrompt
+    capped: bool = False  # max_new_tokens was cut to what the context leaves
+
+
+def _provenance(counts: Counter, repairs: Sequence[str]) -> dict[str, Any]:
+    """One output's ``Output.provenance``: its non-zero counts and its repairs (empty when none)."""
+    info: dict[str, Any] = {}
+    if counts:
+        info["counts"] = dict(sorted(counts.items()))
+    if repairs:
+        info["repairs"] = list(repairs)
+    return info
 
 
 class MIOAdapter(HFAdapter):
@@ -66,6 +78,7 @@ class MIOAdapter(HFAdapter):
     inputs = frozenset({Modality.TEXT, Modality.IMAGE, Modality.AUDIO, Modality.VIDEO})
     outputs = frozenset({Modality.TEXT, Modality.IMAGE, Modality.AUDIO})
     supports_loglikelihood = True
+    reports_output_provenance = True  # repairs and counts per sample, in Output.provenance
     what = "MIO"
 
     def __init__(
@@ -103,8 +116,6 @@ class MIOAdapter(HFAdapter):
         self.stop_id: int | None = None
         self._speech = None
         self._image = None
-        self.stats: Counter = Counter()
-        self.repairs: dict[str, list[str]] = {}
 
     # -- loading --
 
@@ -226,12 +237,12 @@ class MIOAdapter(HFAdapter):
                     raise SampleError(f"prompt is {len(ids)} tokens, not shorter than the model's context of "
                                       f"{self.max_length} tokens")
                 room = self.max_length - len(ids)
-                if settings.max_new_tokens > room:
-                    self.stats["max_new_tokens_capped"] += 1
+                capped = settings.max_new_tokens > room
+                if capped:
                     settings = replace(settings, max_new_tokens=room)
                 extra = tuple((k, request.generation[k]) for k in ("length_penalty", "top_k")
                               if request.generation.get(k) is not None)
-                groups.setdefault((settings, extra), []).append(_Job(i, ids, prompt))
+                groups.setdefault((settings, extra), []).append(_Job(i, ids, prompt, capped))
             except SampleError as exc:
                 outputs[i] = Output.failure(str(exc))
         for (settings, extra), jobs in groups.items():
@@ -273,9 +284,12 @@ class MIOAdapter(HFAdapter):
         if request_kind(request) == "interleaved":
             wanted |= {Modality.IMAGE, Modality.AUDIO}
         stray += sum(len(b.codes) + 1 + b.terminated for b in blocks if b.modality not in wanted)
+        counts: Counter = Counter()
+        if job.capped:
+            counts["max_new_tokens_capped"] += 1
         if stray:
-            self.stats["stray_modality_tokens"] += stray
-            self.stats["samples_with_stray_tokens"] += 1
+            counts["stray_modality_tokens"] += stray
+            counts["samples_with_stray_tokens"] += 1
         text_ids = [ids[k - (1 if job.prompt.opened else 0)] for k in text_at]
         text = cut_at_stop(self.tokenizer.decode(text_ids, skip_special_tokens=True), settings.until).strip()
         media, problems, repairs = [], [], []
@@ -291,19 +305,18 @@ class MIOAdapter(HFAdapter):
             media.append(part)
             repairs.extend(fixed)
         for name in repairs:
-            self.stats[f"repair_{name}"] += 1
-        if repairs:
-            self.repairs.setdefault(request.sample_id, []).extend(repairs)
+            counts[f"repair_{name}"] += 1
         n_out = len(new_ids)
         if request.output_modality != Modality.TEXT and not any(p.modality == request.output_modality for p in media):
-            self.stats["invalid_outputs"] += 1
+            counts["invalid_outputs"] += 1
             what = "speech" if request.output_modality == Modality.AUDIO else request.output_modality.value
             reason = "; ".join(problems) or f"no {what} block in {n_out} generated tokens"
-            return Output(error=f"invalid output: {reason}", n_input_tokens=len(job.ids), n_output_tokens=n_out)
+            return Output(error=f"invalid output: {reason}", n_input_tokens=len(job.ids), n_output_tokens=n_out,
+                          provenance=_provenance(counts, repairs))
         if problems:
-            self.stats["invalid_blocks"] += len(problems)
+            counts["invalid_blocks"] += len(problems)
         return Output(text=text if (text or request.output_modality == Modality.TEXT) else None, media=tuple(media),
-                      n_input_tokens=len(job.ids), n_output_tokens=n_out)
+                      n_input_tokens=len(job.ids), n_output_tokens=n_out, provenance=_provenance(counts, repairs))
 
     def _decode_block(self, block: Block, sample_id: str, k: int, media_dir: Path):
         media_dir.mkdir(parents=True, exist_ok=True)
@@ -377,6 +390,4 @@ class MIOAdapter(HFAdapter):
             info["speech_codec"] = self._speech.provenance()
         if self._image is not None:
             info["image_codec"] = self._image.provenance()
-        info["outputs"] = {"counts": dict(sorted(self.stats.items())),
-                           "repaired_samples": {k: v for k, v in list(self.repairs.items())[:1000]}}
         return info
