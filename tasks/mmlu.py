@@ -142,7 +142,6 @@ class MMLUTask:
         self.needs_loglikelihood = scoring == "likelihood"
         self.variant = f"{scoring}/{header}"
         self._capabilities: Capabilities | None = None
-        self._shots: dict[str, int] = {}
 
     def bind(self, capabilities: Capabilities) -> None:
         """Count prompt tokens with the model's tokenizer (shot dropping); nothing else of the model."""
@@ -179,7 +178,9 @@ class MMLUTask:
             return n_prompt + longest - 1 <= limit
         return n_prompt + int(self.generation.get("max_new_tokens") or 0) <= limit
 
-    def request(self, sample: Sample) -> Request:
+    def _fitted(self, sample: Sample) -> tuple[int, str]:
+        """(shots kept, prompt): a pure function of the sample and the model's tokenizer, so
+        ``prediction`` recomputes the shot count instead of remembering it from ``request``."""
         k = min(self.num_fewshot, len(sample.metadata.get("fewshot", ())))
         prompt = render_prompt(sample, k, self.header)
         budget = self._budget()
@@ -187,7 +188,10 @@ class MMLUTask:
             while k > 0 and not self._fits(prompt, budget):
                 k -= 1
                 prompt = render_prompt(sample, k, self.header)
-        self._shots[sample.id] = k
+        return k, prompt
+
+    def request(self, sample: Sample) -> Request:
+        _, prompt = self._fitted(sample)
         return Request(sample_id=sample.id, parts=(Text(prompt),), output_modality=Modality.TEXT,
                        generation=self.generation,
                        continuations=CONTINUATIONS if self.scoring == "likelihood" else (), kind="text")
@@ -203,7 +207,7 @@ class MMLUTask:
                 raise InvalidOutput(f"expected a text answer, got {kinds}")
             choice = extract_choice(output.text, len(LETTERS))
         return {"choice": choice, "letter": None if choice is None else LETTERS[choice],
-                "shots": self._shots.get(sample.id)}
+                "shots": self._fitted(sample)[0]}
 
     # -- scoring --
 

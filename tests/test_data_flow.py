@@ -12,7 +12,7 @@ from mio_eval.capabilities import Capabilities, SpeechToText
 from mio_eval.adapter import CapabilityError
 from mio_eval.errors import ConfigError
 from mio_eval.tasks.mmlu import MMLUTask
-from mio_eval.types import Audio, Modality, Request, Text
+from mio_eval.types import Audio, Modality, Request, Sample, Text
 
 
 def _reaches(obj, target, seen=None, depth=0) -> list[str]:
@@ -214,3 +214,48 @@ def test_output_summary_counts_failed_outputs_and_lists_repaired_samples_in_orde
             ("c", Output(text="t"))]
     assert output_summary(outs) == {"counts": {"invalid_outputs": 1, "repair_y": 1, "stray": 3},
                                     "repaired_samples": {"a": ["y"]}}
+
+
+# --- no hidden state between request() and prediction() --------------------------------------
+
+
+def test_no_task_keeps_state_between_request_and_prediction():
+    """No task method ``request``/``prediction`` assigns or mutates an attribute of ``self``."""
+    import ast
+
+    import mio_eval.tasks as tasks_pkg
+
+    found = []
+    for path in Path(tasks_pkg.__file__).parent.rglob("*.py"):
+        for cls in (n for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, ast.ClassDef)):
+            for fn in (f for f in cls.body if isinstance(f, ast.FunctionDef) and f.name in ("request", "prediction")):
+                for node in ast.walk(fn):
+                    targets = (node.targets if isinstance(node, ast.Assign) else
+                               [node.target] if isinstance(node, (ast.AugAssign, ast.AnnAssign)) else [])
+                    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
+                            and node.func.attr in ("append", "add", "update", "setdefault", "extend", "pop"):
+                        targets = [node.func.value]
+                    found += [f"{path.name}:{node.lineno}" for t in targets if ast.unparse(t).startswith("self.")]
+    assert found == []
+
+
+def test_mmlu_prediction_needs_no_earlier_request():
+    shots = [{"question": f"q{i} " + "word " * 30, "choices": ["a", "b", "c", "d"], "answer": 0} for i in range(5)]
+    sample = Sample(id="x", parts=(Text("q"),), targets=("A",), choices=("a", "b", "c", "d"),
+                    metadata={"subject": "anatomy", "question": "q?", "fewshot": shots})
+
+    class Tokenizer:
+        def encode(self, text):
+            return text.split()
+
+    class Model:
+        name, tokenizer, max_length = "m", Tokenizer(), 120
+
+    task = MMLUTask(name="m", loader=list, scoring="generate", generation={"max_new_tokens": 1})
+    task.bind(Capabilities(Model()))
+    fresh = MMLUTask(name="m", loader=list, scoring="generate", generation={"max_new_tokens": 1})
+    fresh.bind(Capabilities(Model()))
+    task.request(sample)
+    kept = task.prediction(sample, Output(text="A"))["shots"]
+    assert 0 < kept < 5  # some shots were dropped to fit 120 tokens
+    assert fresh.prediction(sample, Output(text="A"))["shots"] == kept  # no request() needed
