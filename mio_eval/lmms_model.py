@@ -35,7 +35,7 @@ from typing import Any
 from lmms_eval.api.instance import Instance
 from lmms_eval.api.model import lmms
 
-from mio_eval.types import Audio, Image, Modality, Request, Text, Video
+from mio_eval.types import Audio, Image, Modality, Request, RequestKind, Text, Video
 
 __all__ = ["MioEvalLMM", "manifest", "KINDS"]
 
@@ -45,6 +45,7 @@ logger = logging.getLogger(__name__)
 KINDS = {"vqav2": "vqa", "ok_vqa": "vqa", "vizwiz": "vqa", "textvqa": "vqa", "gqa": "vqa", "coco": "caption",
          "flickr": "caption", "nocaps": "caption", "seedbench": "mcq", "mmlu": "text", "librispeech": "asr",
          "msvd": "video_qa", "msrvtt": "video_qa"}
+assert set(KINDS.values()) <= {k.value for k in RequestKind}
 _VIDEO = (".mp4", ".avi", ".webm", ".mkv", ".mov")
 _AUDIO = (".wav", ".flac", ".mp3", ".ogg")
 
@@ -74,7 +75,7 @@ class MioEvalLMM(lmms):
         if device is not None and "device" not in model_args:   # lmms-eval's --device
             model_args["device"] = device
         self.adapter = build_adapter(adapter, model_args)
-        self.kind = kind
+        self.kind = RequestKind(kind).value if kind else None  # an unknown kind: ValueError naming the known ones
         self.batch_size_per_gpu = int(batch_size or 1)
         self._tmp = tempfile.TemporaryDirectory(prefix="mio_eval_lmms_")
         self.media_dir = Path(media_dir) if media_dir else Path(self._tmp.name) / "media"

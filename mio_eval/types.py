@@ -14,6 +14,7 @@ from typing import Any, Mapping, Union
 
 __all__ = [
     "Modality",
+    "RequestKind",
     "Text",
     "Image",
     "Audio",
@@ -37,6 +38,32 @@ class Modality(str, enum.Enum):
 
     def __str__(self) -> str:  # "audio", not "Modality.AUDIO", in messages
         return self.value
+
+
+class RequestKind(str, enum.Enum):
+    """The task family a request comes from, for adapters with native per-family prompt
+    templates (MIO's template table, ``mio_eval.models.mio.prompts``). A ``str`` enum: members
+    compare equal to and serialise as their value (``"tts"``), so records and configs keep the
+    plain strings; an unknown string is a ValueError naming the known kinds."""
+
+    ASR = "asr"
+    TTS = "tts"
+    S2S = "s2s"
+    CAPTION = "caption"
+    VQA = "vqa"
+    MCQ = "mcq"
+    TEXT = "text"
+    T2I = "t2i"
+    VIDEO_QA = "video_qa"
+    VIDEO_GEN = "video_gen"
+    INTERLEAVED = "interleaved"
+
+    def __str__(self) -> str:  # "tts", not "RequestKind.TTS", in messages and f-strings
+        return self.value
+
+    @classmethod
+    def _missing_(cls, value: object) -> "RequestKind":
+        raise ValueError(f"unknown request kind {value!r}; one of: {', '.join(k.value for k in cls)}")
 
 
 @dataclass(frozen=True)
@@ -130,9 +157,10 @@ class Request:
     the prompt and answers with ``Output.logprobs`` / ``Output.greedy``, one per continuation.
     Only adapters with ``supports_loglikelihood = True`` accept such requests.
 
-    ``kind`` names the task family (``asr``, ``tts``, ``s2s``, ``caption``, ``vqa``, ``mcq``,
-    ``text``, ``t2i``, ``video_qa``, ``video_gen``, ``interleaved``) for adapters that have
-    native per-task prompt templates (MIO); other adapters ignore it.
+    ``kind`` names the task family (a ``RequestKind``: ``asr``, ``tts``, ``s2s``, ``caption``,
+    ``vqa``, ``mcq``, ``text``, ``t2i``, ``video_qa``, ``video_gen``, ``interleaved``; a plain
+    string is converted, an unknown one is a ValueError) for adapters that have native per-task
+    prompt templates (MIO); other adapters ignore it.
     """
 
     sample_id: str
@@ -140,10 +168,12 @@ class Request:
     output_modality: Modality = Modality.TEXT
     generation: Mapping[str, Any] = field(default_factory=dict)
     continuations: tuple[str, ...] = ()
-    kind: str | None = None
+    kind: RequestKind | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "parts", tuple(self.parts))
+        if self.kind is not None:
+            object.__setattr__(self, "kind", RequestKind(self.kind))
         object.__setattr__(self, "continuations", tuple(self.continuations))
         object.__setattr__(self, "output_modality", Modality(self.output_modality))
         object.__setattr__(self, "generation", _frozen(self.generation))

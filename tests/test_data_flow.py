@@ -259,3 +259,33 @@ def test_mmlu_prediction_needs_no_earlier_request():
     kept = task.prediction(sample, Output(text="A"))["shots"]
     assert 0 < kept < 5  # some shots were dropped to fit 120 tokens
     assert fresh.prediction(sample, Output(text="A"))["shots"] == kept  # no request() needed
+
+
+# --- Request.kind is an enum ---------------------------------------------------------------
+
+import json  # noqa: E402
+
+from mio_eval.models.mio.prompts import TEMPLATES, mio_prompt  # noqa: E402
+from mio_eval.types import RequestKind  # noqa: E402
+
+KIND_VALUES = ["asr", "tts", "s2s", "caption", "vqa", "mcq", "text", "t2i", "video_qa", "video_gen", "interleaved"]
+
+
+def test_request_kind_is_an_enum_with_the_same_strings():
+    assert [k.value for k in RequestKind] == KIND_VALUES
+    request = Request("a", (Text("hi"),), kind="tts")
+    assert request.kind is RequestKind.TTS and request.kind == "tts" and str(request.kind) == "tts"
+    assert json.dumps({"kind": request.kind}) == '{"kind": "tts"}'  # serialised as before
+    assert Request("a", (Text("hi"),)).kind is None
+    with pytest.raises(ValueError, match=r"unknown request kind 'speech'; one of: asr, tts, .*interleaved"):
+        Request("a", (Text("hi"),), kind="speech")
+
+
+def test_mio_template_table_is_keyed_by_kind_and_strings_render_the_same():
+    assert all(isinstance(kind, RequestKind) for _, kind in TEMPLATES)
+    for variant, kind in TEMPLATES:
+        parts = (Text("hello"),)
+        by_string = mio_prompt(Request("a", parts, kind=kind.value), variant=variant)
+        by_enum = mio_prompt(Request("a", parts, kind=kind), variant=variant)
+        assert by_string == by_enum
+    assert mio_prompt(Request("a", (Text("hello"),), kind="tts"), variant="base").text.endswith("<spch>")

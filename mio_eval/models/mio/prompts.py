@@ -18,7 +18,7 @@ from typing import Any, Sequence
 
 from mio_eval.errors import ConfigError
 from mio_eval.models.hf_base import SampleError
-from mio_eval.types import Audio, Image, Modality, Request, Text, Video
+from mio_eval.types import Audio, Image, Modality, Request, RequestKind, Text, Video
 
 __all__ = [
     "MIOPrompt",
@@ -63,30 +63,30 @@ class Template:
         return (want_text is None or want_text == has_text) and (want_media is None or want_media == has_media)
 
 
-TEMPLATES: dict[tuple[str, str], Template] = {
-    ("instruct", "caption"): Template("Please provide an accurate and detailed description of this image.\n{media}",
-                                      NO_TEXT),
-    ("instruct", "asr"): Template("Please transcribe this speech.\n{media}", NO_TEXT),
-    ("instruct", "vqa"): Template("{text}\n{media}", TEXT_AND_MEDIA),  # question first
-    ("instruct", "video_qa"): Template("{text}\n{media}", TEXT_AND_MEDIA),
-    ("instruct", "t2i"): Template("Please generate an image according to the caption.\n{text}", TEXT_ONLY),
-    ("instruct", "tts"): Template("The transcription is ``{text}''. Please generate a speech according to the given "
-                                  "transcription. Start with <spch>.", TEXT_ONLY, mode="voice"),
-    ("instruct", "video_gen"): Template("Please generate a video for ``{text}''", TEXT_ONLY),
-    ("base", "caption"): Template("{media} The caption of this image is", NO_TEXT),
-    ("base", "asr"): Template("{media} The transcription of this speech is", NO_TEXT),
-    ("base", "video_qa"): Template("Please describe the following video: {media}", NO_TEXT),
-    ("base", "t2i"): Template("Please generate an image of ``{text}''", TEXT_ONLY),
-    ("base", "tts"): Template("Please generate a speech of ``{text}'': <spch>", TEXT_ONLY),
-    ("base", "video_gen"): Template("Please generate a video for ``{text}'': <image>", TEXT_ONLY),
-    ("base", "text"): Template("Question: {text} Answer:", TEXT_ONLY),
+_K = RequestKind
+TEMPLATES: dict[tuple[str, RequestKind], Template] = {
+    ("instruct", _K.CAPTION): Template("Please provide an accurate and detailed description of this image.\n{media}",
+                                       NO_TEXT),
+    ("instruct", _K.ASR): Template("Please transcribe this speech.\n{media}", NO_TEXT),
+    ("instruct", _K.VQA): Template("{text}\n{media}", TEXT_AND_MEDIA),  # question first
+    ("instruct", _K.VIDEO_QA): Template("{text}\n{media}", TEXT_AND_MEDIA),
+    ("instruct", _K.T2I): Template("Please generate an image according to the caption.\n{text}", TEXT_ONLY),
+    ("instruct", _K.TTS): Template("The transcription is ``{text}''. Please generate a speech according to the given "
+                                   "transcription. Start with <spch>.", TEXT_ONLY, mode="voice"),
+    ("instruct", _K.VIDEO_GEN): Template("Please generate a video for ``{text}''", TEXT_ONLY),
+    ("base", _K.CAPTION): Template("{media} The caption of this image is", NO_TEXT),
+    ("base", _K.ASR): Template("{media} The transcription of this speech is", NO_TEXT),
+    ("base", _K.VIDEO_QA): Template("Please describe the following video: {media}", NO_TEXT),
+    ("base", _K.T2I): Template("Please generate an image of ``{text}''", TEXT_ONLY),
+    ("base", _K.TTS): Template("Please generate a speech of ``{text}'': <spch>", TEXT_ONLY),
+    ("base", _K.VIDEO_GEN): Template("Please generate a video for ``{text}'': <image>", TEXT_ONLY),
+    ("base", _K.TEXT): Template("Question: {text} Answer:", TEXT_ONLY),
 }
 
 
 def request_kind(request: Request) -> str:
-    """The request's kind as a plain string ('' when unset); an enum kind gives its value."""
-    kind = request.kind
-    return str(getattr(kind, "value", kind) or "")
+    """The request's kind as a plain string ('' when unset)."""
+    return request.kind.value if request.kind is not None else ""
 
 
 def chat_prompt(user: str, *, mode: str, bos: str = DEFAULT_BOS) -> str:
@@ -152,7 +152,7 @@ def mio_prompt(request: Request, *, variant: str, bos: str = DEFAULT_BOS,
         raise ConfigError(f"MIO variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
     parts, text, media, sources = _layout(request.parts, video_frames)
     kind = request_kind(request)
-    row = None if request.continuations else TEMPLATES.get((variant, kind))
+    row = None if request.continuations or request.kind is None else TEMPLATES.get((variant, request.kind))
     if row is not None and not row.applies(bool(text), bool(media)):
         row = None
     body = parts if row is None else row.body.format(text=text, media=media)
