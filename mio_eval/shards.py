@@ -125,8 +125,9 @@ def _merge(store: Any, files: Sequence[Path], order: Sequence[str]) -> int:
 
 def merge_provenance(items: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """Rank 0's provenance, with per-process tallies combined: every ``counts`` mapping of
-    numbers is summed over the ranks and every ``repaired_samples`` mapping is united (the MIO
-    adapter's ``outputs``), so the merged value equals a one-process run's."""
+    numbers is summed over the ranks and every ``repaired_samples`` mapping is united, so the
+    merged value equals a one-process run's. (MIO's per-sample ``outputs`` tallies no longer come
+    from here: the runner sums them from the stored ``Output.provenance``.)"""
     if not items:
         return {}
 
