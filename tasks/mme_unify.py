@@ -35,6 +35,8 @@ reference maps the nearest option's list *position* to a letter; we read the opt
 N items x the longest walk (steps a walk does not have count as wrong) and can never score the
 final "Finish" step's image (there is no image for it); ``vcot_denominator="official"`` replicates,
 the default ``steps`` counts the steps that exist (the image aspect over steps that have an image).
+The video scorer reads the generated key frames from JPEG files (``extract_keyframes``); we read
+them from the video, ``frame_codec="jpeg_q95"`` replicates the JPEG round trip.
 The VCoT history is teacher-forced (previous ground-truth actions, the initial and current map):
 the official multi-turn driver is not published (UNVERIFIED).
 
@@ -287,6 +289,25 @@ class MMEUnifyUnderstandingTask:
 # --- generation -----------------------------------------------------------------------------------
 
 
+FRAME_CODECS = ("none", "jpeg_q95")
+
+
+def _frame_codec(frame, codec: str):
+    """``jpeg_q95``: the generated video's key frame through a JPEG file, as the reference scores
+    it (``extract_keyframes`` writes ``cv2.imwrite(.jpg)`` -- quality 95, 4:2:0 -- and the scorer
+    reads that file with PIL; PIL's quality-95 encoder writes the same bytes as OpenCV's)."""
+    if codec == "none":
+        return frame
+    import io
+
+    from PIL import Image as PILImage
+
+    buffer = io.BytesIO()
+    frame.convert("RGB").save(buffer, format="JPEG", quality=95)
+    with PILImage.open(io.BytesIO(buffer.getvalue())) as decoded:
+        return decoded.convert("RGB")
+
+
 def _psnr_score(value: float) -> float:
     return 2.0 * min(value, 50.0)
 
@@ -299,13 +320,14 @@ class MMEUnifyGenerationTask:
     """Image (FIR / TIE / TIG) or video (CIVG / TVG / VP) generation, scored against the references."""
 
     scoring_keys: ClassVar[tuple[str, ...]] = ("clip", "lpips", "video_features", "clip_t_variant", "pair_resize",
-                                               "psnr_resize", "video_frames", "num_frames", "all_equal_quirk", "export")
+                                               "psnr_resize", "video_frames", "num_frames", "all_equal_quirk", "frame_codec",
+                                               "export")
 
     def __init__(self, *, name: str, loader, prompts: Mapping[str, str] | None = None,
                  generation: Mapping[str, Any] | None = None, clip=None, lpips=None, video_features=None,
                  clip_t_variant: str = "mme_unify", pair_resize: str = "min_size", psnr_resize: str = "min_size",
                  video_frames: str = "keyframes", num_frames: int = 16, all_equal_quirk: bool = True,
-                 export: bool = True) -> None:
+                 frame_codec: str = "none", export: bool = True) -> None:
         self.name = name
         self.loader = loader
         subtasks = tuple(getattr(loader, "subtasks", IMAGE_SUBTASKS))
@@ -321,6 +343,8 @@ class MMEUnifyGenerationTask:
                               f"{pair_resize!r} / {psnr_resize!r}")
         if video_frames not in ("keyframes", "uniform"):
             raise ConfigError(f"video_frames must be keyframes or uniform, got {video_frames!r}")
+        if frame_codec not in FRAME_CODECS:
+            raise ConfigError(f"frame_codec must be one of {', '.join(FRAME_CODECS)}, got {frame_codec!r}")
         self.subtasks = subtasks
         self.prompts = {"FIR": "Reconstruct this image as faithfully as possible.", "TIE": "{prompt}",
                         "TIG": "{prompt}", "CIVG": "{prompt}", "TVG": "{prompt}", "VP": "{prompt}", **(prompts or {})}
@@ -328,6 +352,7 @@ class MMEUnifyGenerationTask:
         self.clip, self.lpips, self.video_features = clip, lpips, video_features
         self.clip_t_variant, self.pair_resize, self.psnr_resize = clip_t_variant, pair_resize, psnr_resize
         self.video_frames, self.num_frames, self.all_equal_quirk = video_frames, int(num_frames), bool(all_equal_quirk)
+        self.frame_codec = frame_codec
         self.export = export
         reads_image = any(s in ("FIR", "TIE", "CIVG", "VP") for s in subtasks)
         self.input_modalities = frozenset({Modality.TEXT} | ({Modality.IMAGE} if reads_image else set()))
@@ -394,7 +419,8 @@ class MMEUnifyGenerationTask:
         row["clip_t"] = clip_text_similarity([g], [prompt], self.clip, variant=self.clip_t_variant)[0]
         parts = [row["clip_i"], row["clip_t"]]
         if code == "TIG":
-            row["lpips"] = self.lpips(g, r)
+            # the reference feeds LPIPS the resized float tensors, not the uint8 PIL copies made for CLIP
+            row["lpips"] = self.lpips(gen, ref)
             parts.append(_lpips_score(row["lpips"]))
         row["score"] = float(np.mean(parts))
         return row
@@ -407,15 +433,17 @@ class MMEUnifyGenerationTask:
         frames = read_video_frames(gen)
         pick = (keyframe_indices(frames, num_frames=self.num_frames) if self.video_frames == "keyframes"
                 else uniform_indices(len(frames), self.num_frames))
-        chosen = [frames[i] for i in pick]
+        chosen = [_frame_codec(frames[i], self.frame_codec) for i in pick]
         row: dict[str, Any] = {"n_frames": len(chosen)}
-        if code in ("CIVG", "TVG"):
-            row["clip_t"] = float(np.mean(clip_text_similarity(chosen, [prompt] * len(chosen), self.clip,
-                                                               variant=self.clip_t_variant)))
-        if ref is None:
+        if ref is None:  # the reference's _validate_t2v_item skips such items: no distance, no CLIP-T
             row["fvd"] = None
-            row["note"] = "no reference video in the annotations: distance not computed"
+            row["note"] = "no reference video in the annotations: distance and CLIP-T not computed"
             return row
+        if code in ("CIVG", "TVG"):
+            # CLIPMetrics.calculate_similarity keeps the first 70 words before tokenizing (77 tokens)
+            text = " ".join(prompt.split()[:70])
+            row["clip_t"] = float(np.mean(clip_text_similarity(chosen, [text] * len(chosen), self.clip,
+                                                               variant=self.clip_t_variant)))
         ref_frames = read_video_frames(ref)
         ref_chosen = [ref_frames[i] for i in uniform_indices(len(ref_frames), len(chosen))]
         row["fvd"] = video_feature_distance(chosen, ref_chosen, self.video_features)
@@ -484,6 +512,7 @@ class MMEUnifyGenerationTask:
         settings: dict[str, Any] = {"clip_t_variant": self.clip_t_variant, "pair_resize": self.pair_resize,
                                     "psnr_resize": self.psnr_resize, "video_frames": self.video_frames,
                                     "num_frames": self.num_frames, "all_equal_quirk": self.all_equal_quirk,
+                                    "frame_codec": self.frame_codec,
                                     "normalization": NORMALIZATION}
         artifacts = _export(f"generation_{self.output_modality.value}", exported, settings) if self.export else {}
         return ScoreReport(metrics=tuple(metrics), per_sample=tuple(rows), judges=tuple(judges), settings=settings,
@@ -493,7 +522,7 @@ class MMEUnifyGenerationTask:
         if key == "lpips" and self.lpips is not None:
             return self.lpips.variant
         return {"psnr": f"resize={self.psnr_resize}", "clip_i": f"cosine_x100/pair_resize={self.pair_resize}",
-                "clip_t": self.clip_t_variant, "fvd": f"resnet50_sqeuclid/{self.video_frames}"}.get(key, key)
+                "clip_t": self.clip_t_variant, "fvd": f"resnet50_sqeuclid/{self.video_frames}/{self.frame_codec}"}.get(key, key)
 
 
 # --- unify ----------------------------------------------------------------------------------------
@@ -637,10 +666,11 @@ class MMEUnifyUnifyTask:
             elif code == "IEE":
                 exported[export_key] = {**item, "output": {"output_explanation": pred["explanation"], "output_image": image}}
             elif code == "SD":
-                exported[export_key] = {**item, "output": {"selected_answer": pred["choice"], "difference_image": image,
+                exported[export_key] = {**item, "output": {"selected_answer": pred["choice"] or "", "difference_image": image,
                                                            "explanation": pred["text"]}}
             else:
-                exported[export_key] = {**item, "output": {"output_choice": pred["choice"], "output_image": image}}
+                # "" when no letter was read: Evaluate_CS.py's `answer in output_choice` raises on None
+                exported[export_key] = {**item, "output": {"output_choice": pred["choice"] or "", "output_image": image}}
         metrics = self._aggregate(rows, generated)
         settings: dict[str, Any] = {"unify_score": self.unify_score, "iee_text_label": self.iee_text_label,
                                     "vcot_denominator": self.vcot_denominator, "normalization": NORMALIZATION,
