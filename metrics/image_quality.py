@@ -53,6 +53,8 @@ __all__ = [
     "read_video_frames",
     "keyframe_indices",
     "uniform_indices",
+    "FRAME_CODECS",
+    "frame_codec",
     "video_feature_distance",
     "fvd_to_score",
     "normalize_video_scores",
@@ -281,6 +283,33 @@ def keyframe_indices(frames: Sequence[Any], *, num_frames: int = 16, min_scene_c
     if len(keys) > num_frames:
         return [keys[i] for i in np.linspace(0, len(keys) - 1, num_frames, dtype=int)]
     return keys
+
+
+FRAME_CODECS = ("none", "jpeg_q95")
+
+
+def frame_codec(frame, codec: str = "none"):
+    """A video frame (PIL) as a scorer reads it: ``none`` unchanged; ``jpeg_q95`` through a JPEG
+    file, as MME-Unify's ``extract_keyframes`` writes key frames (``cv2.imwrite(.jpg)``: quality 95,
+    4:2:0) and its scorer reads them back with PIL. PIL's quality-95 encoder writes the same bytes
+    as OpenCV's (checked against the reference's files in ``tests/test_parity_mme_unify_generation.py``).
+
+    >>> from PIL import Image
+    >>> frame_codec(Image.new("RGB", (16, 16), (200, 10, 10)), "jpeg_q95").size
+    (16, 16)
+    """
+    if codec == "none":
+        return frame
+    if codec != "jpeg_q95":
+        raise ValueError(f"frame codec must be one of {FRAME_CODECS}, got {codec!r}")
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    frame.convert("RGB").save(buffer, format="JPEG", quality=95)
+    with Image.open(io.BytesIO(buffer.getvalue())) as decoded:
+        return decoded.convert("RGB")
 
 
 def video_feature_distance(generated_frames: Sequence[Any], reference_frames: Sequence[Any],

@@ -289,25 +289,6 @@ class MMEUnifyUnderstandingTask:
 # --- generation -----------------------------------------------------------------------------------
 
 
-FRAME_CODECS = ("none", "jpeg_q95")
-
-
-def _frame_codec(frame, codec: str):
-    """``jpeg_q95``: the generated video's key frame through a JPEG file, as the reference scores
-    it (``extract_keyframes`` writes ``cv2.imwrite(.jpg)`` -- quality 95, 4:2:0 -- and the scorer
-    reads that file with PIL; PIL's quality-95 encoder writes the same bytes as OpenCV's)."""
-    if codec == "none":
-        return frame
-    import io
-
-    from PIL import Image as PILImage
-
-    buffer = io.BytesIO()
-    frame.convert("RGB").save(buffer, format="JPEG", quality=95)
-    with PILImage.open(io.BytesIO(buffer.getvalue())) as decoded:
-        return decoded.convert("RGB")
-
-
 def _psnr_score(value: float) -> float:
     return 2.0 * min(value, 50.0)
 
@@ -343,8 +324,8 @@ class MMEUnifyGenerationTask:
                               f"{pair_resize!r} / {psnr_resize!r}")
         if video_frames not in ("keyframes", "uniform"):
             raise ConfigError(f"video_frames must be keyframes or uniform, got {video_frames!r}")
-        if frame_codec not in FRAME_CODECS:
-            raise ConfigError(f"frame_codec must be one of {', '.join(FRAME_CODECS)}, got {frame_codec!r}")
+        if frame_codec not in ("none", "jpeg_q95"):  # metrics.image_quality.FRAME_CODECS
+            raise ConfigError(f"frame_codec must be none or jpeg_q95, got {frame_codec!r}")
         self.subtasks = subtasks
         self.prompts = {"FIR": "Reconstruct this image as faithfully as possible.", "TIE": "{prompt}",
                         "TIG": "{prompt}", "CIVG": "{prompt}", "TVG": "{prompt}", "VP": "{prompt}", **(prompts or {})}
@@ -427,13 +408,13 @@ class MMEUnifyGenerationTask:
 
     def _video_row(self, code: str, gen: str, ref: str | None, prompt: str) -> dict[str, Any]:
         from mio_eval.metrics.clip_score import clip_text_similarity
-        from mio_eval.metrics.image_quality import (keyframe_indices, read_video_frames, uniform_indices,
-                                                    video_feature_distance)
+        from mio_eval.metrics.image_quality import (frame_codec, keyframe_indices, read_video_frames,
+                                                    uniform_indices, video_feature_distance)
 
         frames = read_video_frames(gen)
         pick = (keyframe_indices(frames, num_frames=self.num_frames) if self.video_frames == "keyframes"
                 else uniform_indices(len(frames), self.num_frames))
-        chosen = [_frame_codec(frames[i], self.frame_codec) for i in pick]
+        chosen = [frame_codec(frames[i], self.frame_codec) for i in pick]
         row: dict[str, Any] = {"n_frames": len(chosen)}
         if ref is None:  # the reference's _validate_t2v_item skips such items: no distance, no CLIP-T
             row["fvd"] = None

@@ -130,15 +130,14 @@ def video_run(built):
 
 
 def test_jpeg_key_frames_are_the_official_files(built):
-    from mio_eval.metrics.image_quality import load_rgb, read_video_frames
-    from mio_eval.tasks.mme_unify import _frame_codec
+    from mio_eval.metrics.image_quality import frame_codec, load_rgb, read_video_frames
 
     for sid, indices in FIXTURE["generation_video"]["keyframes"].items():
         frames = read_video_frames(built["key"][sid]["video"])
         files = sorted((REF_DIR / "keyframes" / sid).glob("keyframe_*.jpg"))
         assert [int(f.stem.split("_")[1]) for f in files] == indices
         for i, f in zip(indices, files):
-            ours = np.asarray(_frame_codec(frames[i], "jpeg_q95"))
+            ours = np.asarray(frame_codec(frames[i], "jpeg_q95"))
             assert np.array_equal(ours, np.asarray(load_rgb(f))), (sid, i)
 
 
@@ -198,7 +197,7 @@ def test_video_score_mapping_and_quirk():
 
 @pytest.fixture(scope="module")
 def unify_run(built):
-    return _run("mme_unify_unify", built, "task.iee_text_label=position", "task.vcot_denominator=official")
+    return _run("mme_unify_unify", built, *cases.official_unify_variants(HERE.parent / "configs"))
 
 
 ASPECTS = {"IEE": "text_metrics", "CSQ": "text_metrics", "AL": "choice_metrics", "SD": "text_metrics"}

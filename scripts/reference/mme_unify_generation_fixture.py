@@ -217,9 +217,10 @@ def _ours_unify(built, models, tmp: Path) -> list[dict]:
     from mio_eval import run
 
     metrics = run("mme_unify_unify", "oracle", [
-        f"paths.results_dir={tmp / 'results'}", "runner.progress=false", f"paths.data_dir={built['data_root'].parent}",
+        f"paths.results_dir={tmp / 'results'}", "runner.progress=false", "runner.max_error_rate=1.0",
+        f"paths.data_dir={built['data_root'].parent}",
         f"model.answers_path={built['answers_dir'] / 'key.json'}", f"task.clip.path={models['clip']}",
-        "task.iee_text_label=position", "task.vcot_denominator=official"])
+        *cases.official_unify_variants(ROOT / "configs")])
     return json.loads(Path(metrics["scoring"]["submission"]).read_text())
 
 

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["SEED", "build", "tiny_clip", "alexnet_state", "resnet50_state", "weights_digest", "LONG_PROMPT",
+__all__ = ["SEED", "build", "official_unify_variants", "tiny_clip", "alexnet_state", "resnet50_state", "weights_digest", "LONG_PROMPT",
            "KEYFRAME_VIDEOS"]
 
 SEED = 20261202
@@ -385,6 +385,19 @@ def _unify(root: Path, out: Path, key: dict) -> None:
             if pick is not None:
                 key[sid]["image"] = copy(sid, steps[f"Step_{pick}"], 0)
     _dump(root, f"{base}/Visual_CoT/Visual_CoT.json", vcot)
+
+
+def official_unify_variants(configs: Path) -> list[str]:
+    """Overrides selecting the reference's IEE label rule (list position) and VCoT denominator
+    (N items x longest walk): string options, or rule classes chosen by ``_target_`` (the layout
+    after the multiple-choice refactor), whichever ``configs/task/mme_unify_unify.yaml`` has."""
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.load(Path(configs) / "task" / "mme_unify_unify.yaml")
+    if isinstance(cfg.get("iee_text_label"), str):
+        return ["task.iee_text_label=position", "task.vcot_denominator=official"]
+    return ["task.iee_text_label._target_=mio_eval.tasks.mme_unify.unify.ListPosition",
+            "task.vcot_denominator._target_=mio_eval.metrics.mme_unify.OfficialDenominator"]
 
 
 def build(root: Path) -> dict[str, Any]:
