@@ -301,8 +301,8 @@ class MMEUnifyGenerationTask:
     """Image (FIR / TIE / TIG) or video (CIVG / TVG / VP) generation, scored against the references."""
 
     scoring_keys: ClassVar[tuple[str, ...]] = ("clip", "lpips", "video_features", "clip_t_variant", "pair_resize",
-                                               "psnr_resize", "video_frames", "num_frames", "all_equal_quirk", "frame_codec",
-                                               "export")
+                                               "psnr_resize", "video_frames", "num_frames", "all_equal_quirk",
+                                               "frame_codec", "export")
 
     def __init__(self, *, name: str, loader, prompts: Mapping[str, str] | None = None,
                  generation: Mapping[str, Any] | None = None, clip=None, lpips=None, video_features=None,
@@ -503,7 +503,8 @@ class MMEUnifyGenerationTask:
         if key == "lpips" and self.lpips is not None:
             return self.lpips.variant
         return {"psnr": f"resize={self.psnr_resize}", "clip_i": f"cosine_x100/pair_resize={self.pair_resize}",
-                "clip_t": self.clip_t_variant, "fvd": f"resnet50_sqeuclid/{self.video_frames}/{self.frame_codec}"}.get(key, key)
+                "clip_t": self.clip_t_variant,
+                "fvd": f"resnet50_sqeuclid/{self.video_frames}/{self.frame_codec}"}.get(key, key)
 
 
 # --- unify ----------------------------------------------------------------------------------------
@@ -647,8 +648,8 @@ class MMEUnifyUnifyTask:
             elif code == "IEE":
                 exported[export_key] = {**item, "output": {"output_explanation": pred["explanation"], "output_image": image}}
             elif code == "SD":
-                exported[export_key] = {**item, "output": {"selected_answer": pred["choice"] or "", "difference_image": image,
-                                                           "explanation": pred["text"]}}
+                exported[export_key] = {**item, "output": {"selected_answer": pred["choice"] or "",
+                                                           "difference_image": image, "explanation": pred["text"]}}
             else:
                 # "" when no letter was read: Evaluate_CS.py's `answer in output_choice` raises on None
                 exported[export_key] = {**item, "output": {"output_choice": pred["choice"] or "", "output_image": image}}

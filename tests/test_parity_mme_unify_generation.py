@@ -61,7 +61,8 @@ def built(tmp_path_factory):
 def _run(task, built, *extra):
     results = built["root"] / "results" / task
     metrics = run(task, "oracle", [
-        f"paths.results_dir={results}", "runner.progress=false", "runner.max_error_rate=1.0", f"paths.data_dir={built['data_root'].parent}",
+        f"paths.results_dir={results}", "runner.progress=false", "runner.max_error_rate=1.0",
+        f"paths.data_dir={built['data_root'].parent}",
         f"model.answers_path={built['answers_dir'] / 'key.json'}", f"task.clip.path={built['models']['clip']}", *extra])
     rows = [json.loads(line) for line in next(results.rglob("scores.jsonl")).read_text().splitlines()]
     return metrics, {r["id"]: r for r in rows}
@@ -82,7 +83,10 @@ def test_image_generation_per_item(image_run):
     for sid, ref in official.items():
         ours = rows[sid]
         if "psnr" in ref:
-            assert ours["psnr"] == pytest.approx(ref["psnr"], abs=1e-6) if math.isfinite(ref["psnr"]) else ours["psnr"] == ref["psnr"], sid
+            if math.isfinite(ref["psnr"]):
+                assert ours["psnr"] == pytest.approx(ref["psnr"], abs=1e-6), sid
+            else:
+                assert ours["psnr"] == ref["psnr"], sid
             assert ours["lpips"] == pytest.approx(ref["lpips"], abs=1e-6), sid
         if "clip_i" in ref:  # official: cosine; ours x100
             assert ours["clip_i"] / 100 == pytest.approx(ref["clip_i"], abs=1e-6), sid
@@ -229,7 +233,8 @@ def test_unify_accuracies_equal_the_official_scripts(unify_run):
         assert "crash" not in ref, (code, ref)
         assert ref["total_samples"] == m[f"text_accuracy/{code}"]["n"]
         for aspect, key in (("text", text_key), ("image", "image_metrics"), ("combined", "combined_metrics")):
-            assert 100 * m[f"{aspect}_accuracy/{code}"]["value"] == pytest.approx(ref[key]["accuracy"], abs=1e-12), (code, aspect)
+            ours = 100 * m[f"{aspect}_accuracy/{code}"]["value"]
+            assert ours == pytest.approx(ref[key]["accuracy"], abs=1e-12), (code, aspect)
     averages = families["VCoT"]["all"]["overall"]["average_accuracies"]
     for aspect in ("action", "location", "image"):
         assert 100 * m[f"{aspect}_accuracy/VCoT"]["value"] == pytest.approx(averages[aspect]["avg_accuracy"], abs=1e-12)
