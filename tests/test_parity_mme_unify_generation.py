@@ -64,7 +64,9 @@ def _run(task, built, *extra):
         f"paths.results_dir={results}", "runner.progress=false", "runner.max_error_rate=1.0",
         f"paths.data_dir={built['data_root'].parent}",
         f"model.answers_path={built['answers_dir'] / 'key.json'}", f"task.clip.path={built['models']['clip']}", *extra])
-    rows = [json.loads(line) for line in next(results.rglob("scores.jsonl")).read_text().splitlines()]
+    run_dir = results / metrics["model"] / metrics["task"]
+    rows = [json.loads(line) for line in (run_dir / "scores.jsonl").read_text().splitlines()]
+    metrics["run_dir"] = str(run_dir)
     return metrics, {r["id"]: r for r in rows}
 
 
@@ -244,7 +246,7 @@ def test_unify_accuracies_equal_the_official_scripts(unify_run):
 
 def test_unify_submission_is_the_one_scored(unify_run):
     metrics, _ = unify_run
-    export = json.loads(Path(metrics["scoring"]["submission"]).read_text())
+    export = json.loads((Path(metrics["run_dir"]) / metrics["scoring"]["submission"]).read_text())
 
     def strip(value):
         if isinstance(value, dict):

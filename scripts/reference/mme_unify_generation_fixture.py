@@ -221,7 +221,8 @@ def _ours_unify(built, models, tmp: Path) -> list[dict]:
         f"paths.data_dir={built['data_root'].parent}",
         f"model.answers_path={built['answers_dir'] / 'key.json'}", f"task.clip.path={models['clip']}",
         *cases.official_unify_variants(ROOT / "configs")])
-    return json.loads(Path(metrics["scoring"]["submission"]).read_text())
+    # the submission file is an artifact beside metrics.json, named relative to the run dir
+    return json.loads((tmp / "results" / metrics["model"] / metrics["task"] / metrics["scoring"]["submission"]).read_text())
 
 
 def _unify(git_dir, models, built, tmp: Path) -> dict:
