@@ -1,20 +1,22 @@
 """Multiple-choice questions over images or video frames (SEED-Bench): accuracy overall and per group.
 
-Two ways to answer, chosen by ``scoring`` (it changes what the model is asked, so it is part of
+Two ways to answer, chosen by the ``scoring`` strategy's ``_target_`` (the shared multiple-choice
+core, :mod:`mio_eval.tasks.multiple_choice`; it changes what the model is asked, so it is part of
 the run fingerprint):
 
-* ``likelihood`` (default; SEED-Bench's official answer ranking, GPT-3 style): one log-likelihood
+* ``Likelihood`` (default; SEED-Bench's official answer ranking, GPT-3 style): one log-likelihood
   request per question whose ``continuations`` are the option *texts* (each after
   ``continuation_prefix``, lm-eval's target delimiter ``" "``), rendered after
   ``likelihood_prompt`` (lmms-eval ``seedbench_ppl``: ``"{question} Answer :"``). The prediction
   is the option with the highest summed log-probability (``rank_choices``: the lowest summed NLL,
   ties to the lowest index). Needs an adapter with ``supports_loglikelihood``.
-* ``generate``: the model writes an answer to ``generate_prompt`` (lmms-eval ``seedbench``: the
+* ``Generate``: the model writes an answer to ``generate_prompt`` (lmms-eval ``seedbench``: the
   options as ``A. ...`` lines and "Answer with the option's letter from the given choices
-  directly."); the text is cut at ``until`` and the letter read by ``letter_rule``:
-  ``extract`` (``mio_eval.metrics.choice.extract_choice``: deterministic, ``"The answer is (B)"``
-  -> B) or ``first_char`` (lmms-eval's ``seed_process_result``: the first character of the
-  stripped text, compared case-insensitively). A reply naming no option is *invalid*: counted as
+  directly."); the text is cut at ``until`` and the letter read by the ``letter_rule``
+  (``_target_`` too): ``ExtractChoice`` (``mio_eval.metrics.choice.extract_choice``:
+  deterministic, ``"The answer is (B)"`` -> B) or ``FirstChar`` (lmms-eval's
+  ``seed_process_result``: the first character of the stripped text, compared
+  case-insensitively). A reply naming no option is *invalid*: counted as
   wrong, never replaced by a guess, and reported as ``invalid_rate``.
 
 ``accuracy`` is micro over all questions (``eval.py`` sums counts); ``accuracy/<dimension>`` per
@@ -29,18 +31,17 @@ import string
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Mapping, Sequence
 
-from mio_eval.errors import ConfigError
 from mio_eval.generation import generation_settings
-from mio_eval.metrics.choice import ChoiceAccuracy, extract_choice, rank_choices
-from mio_eval.tasks.base import Generated, InvalidOutput, ScoreReport
-from mio_eval.tasks.image_prompts import check_template, render, stop_at
+from mio_eval.metrics.choice import ChoiceAccuracy
+from mio_eval.tasks.base import Generated, ScoreReport
+from mio_eval.tasks.image_prompts import check_template, render
+from mio_eval.tasks.multiple_choice import (LETTERS, ExtractChoice, LetterRule, Likelihood, ScoringStrategy,
+                                            check_rule, check_strategy, format_options)
 from mio_eval.types import Image, Modality, Output, Request, Sample, Video
 
-__all__ = ["MultipleChoiceTask", "SCORING_MODES", "LETTER_RULES"]
+__all__ = ["MultipleChoiceTask"]
 
-SCORING_MODES = ("likelihood", "generate")
-LETTER_RULES = ("extract", "first_char")
-_LETTERS = string.ascii_uppercase
+_LETTERS = LETTERS
 _FIELDS = ("question", "options", *(f"choice_{c}" for c in string.ascii_lowercase[:8]))
 _PROVENANCE = {
     "likelihood": "SEED-Bench eval.py answer ranking: argmin summed NLL of the option text (ties -> lowest index)",
@@ -58,74 +59,62 @@ class MultipleChoiceTask:
         *,
         name: str,
         loader: Callable[[], list[Sample]],
-        scoring: str = "likelihood",
+        scoring: ScoringStrategy | None = None,
         likelihood_prompt: str = "{image}{question} Answer :",
         generate_prompt: str = "{image}{question}\n{options}\nAnswer with the option's letter from the given choices directly.",
         continuation_prefix: str = " ",
         generation: Mapping[str, Any] | None = None,
         until: Sequence[str] = (),
-        letter_rule: str = "extract",
+        letter_rule: LetterRule | None = None,
         group_by: str | None = "dimension",
         inputs: Sequence[str] = ("image", "text"),
     ) -> None:
-        if scoring not in SCORING_MODES:
-            raise ConfigError(f"scoring must be one of {', '.join(SCORING_MODES)}, got {scoring!r}")
-        if letter_rule not in LETTER_RULES:
-            raise ConfigError(f"letter_rule must be one of {', '.join(LETTER_RULES)}, got {letter_rule!r}")
+        self.scoring = check_strategy(Likelihood() if scoring is None else scoring)
+        self.letter_rule = check_rule(ExtractChoice() if letter_rule is None else letter_rule)
         self.name = name
         self.loader = loader
-        self.scoring = scoring
         self.likelihood_prompt = check_template(likelihood_prompt, _FIELDS, what="likelihood_prompt")
         self.generate_prompt = check_template(generate_prompt, _FIELDS, what="generate_prompt")
         self.continuation_prefix = continuation_prefix
         self.generation = generation_settings(generation)
         self.until = tuple(until)
-        self.letter_rule = letter_rule
         self.group_by = group_by
         self.input_modalities = frozenset(Modality(m) for m in inputs)
-        self.needs_loglikelihood = scoring == "likelihood"
+        self.needs_loglikelihood = self.scoring.needs_loglikelihood
 
     @property
     def variant(self) -> str:
-        return "likelihood" if self.scoring == "likelihood" else f"generate/{self.letter_rule}"
+        """``likelihood`` or ``generate/<letter rule>`` (the rule only reads generated replies)."""
+        return self.scoring.name if self.needs_loglikelihood else f"{self.scoring.name}/{self.letter_rule.name}"
+
+    @property
+    def prompt(self) -> str:
+        return self.likelihood_prompt if self.needs_loglikelihood else self.generate_prompt
 
     def samples(self) -> list[Sample]:
         return self.loader()
 
     def _fields(self, sample: Sample) -> dict[str, str]:
         fields = {"question": str(sample.metadata.get("question", "")),
-                  "options": "\n".join(f"{_LETTERS[i]}. {c}" for i, c in enumerate(sample.choices))}
+                  "options": format_options(sample.choices)}
         fields.update({f"choice_{string.ascii_lowercase[i]}": c for i, c in enumerate(sample.choices)})
         return fields
 
     def request(self, sample: Sample) -> Request:
         media = [p for p in sample.parts if isinstance(p, (Image, Video))]
-        if self.scoring == "likelihood":
-            return Request(sample_id=sample.id, parts=render(self.likelihood_prompt, media, **self._fields(sample)),
-                           output_modality=Modality.TEXT, generation=self.generation, kind="mcq",
-                           continuations=tuple(self.continuation_prefix + c for c in sample.choices))
-        return Request(sample_id=sample.id, parts=render(self.generate_prompt, media, **self._fields(sample)),
-                       output_modality=Modality.TEXT, generation=self.generation, kind="mcq")
+        continuations = self.scoring.continuations([self.continuation_prefix + c for c in sample.choices])
+        return Request(sample_id=sample.id, parts=render(self.prompt, media, **self._fields(sample)),
+                       output_modality=Modality.TEXT, generation=self.generation, kind="mcq",
+                       continuations=continuations)
 
     def prediction(self, sample: Sample, output: Output) -> str | None:
-        n = len(sample.choices)
-        if self.scoring == "likelihood":
-            if len(output.logprobs) != n:
-                raise InvalidOutput(f"expected {n} option log-probabilities, got {len(output.logprobs)}")
-            return _LETTERS[rank_choices(output.logprobs)]
-        if output.text is None:
-            kinds = ", ".join(sorted(m.value for m in output.modalities())) or "nothing"
-            raise InvalidOutput(f"expected an answer, got {kinds}")
-        text = stop_at(output.text, self.until)
-        if self.letter_rule == "first_char":
-            first = text.strip()[:1].upper()
-            return first if first and first in _LETTERS[:n] else None
-        index = extract_choice(text, n, choices=list(sample.choices))
+        index = self.scoring.choose(output, choices=sample.choices, rule=self.letter_rule, until=self.until)
         return None if index is None else _LETTERS[index]
 
     def score(self, generated: Sequence[Generated], *, work_dir: Path) -> ScoreReport:
         ok = [g for g in generated if g.error is None]
-        metric = ChoiceAccuracy(variant=self.variant, provenance=_PROVENANCE[self.variant])
+        metric = ChoiceAccuracy(variant=self.variant, provenance=_PROVENANCE.get(
+            self.variant, f"{self.scoring!r}, letter rule {self.letter_rule!r}; invalid counted wrong"))
         preds = [None if g.prediction is None else _LETTERS.index(g.prediction) for g in ok]
         gold = [_LETTERS.index(g.sample.targets[0]) for g in ok]
         groups = [str(g.sample.metadata.get(self.group_by, "unknown")) for g in ok] if self.group_by else None
@@ -142,8 +131,8 @@ class MultipleChoiceTask:
         return ScoreReport(
             metrics=tuple(metric.compute()) if ok else (),
             per_sample=tuple(rows[g.sample.id] for g in generated),
-            settings={"scoring": self.scoring, "variant": self.variant, "letter_rule": self.letter_rule,
-                      "prompt": self.likelihood_prompt if self.scoring == "likelihood" else self.generate_prompt,
-                      "continuation_prefix": self.continuation_prefix if self.scoring == "likelihood" else None,
+            settings={"scoring": self.scoring.name, "variant": self.variant, "letter_rule": self.letter_rule.name,
+                      "prompt": self.prompt,
+                      "continuation_prefix": self.continuation_prefix if self.needs_loglikelihood else None,
                       "until": list(self.until), "aggregation": "micro over questions; macro over groups"},
         )

@@ -15,14 +15,16 @@ Prompt (hendrycks/test ``evaluate.py`` @4450500 and lm-eval ``mmlu/default``)::
 * ``hendrycks``: the original's ``format_subject`` prepends a space to every word, so the header
   reads ``about  high school biology.`` (two spaces); the question is used as stored.
 
-Scoring (``scoring``, also in ``variant``):
+Scoring (the ``scoring`` strategy's ``_target_``, shared multiple-choice core
+:mod:`mio_eval.tasks.multiple_choice`; its name is in ``variant``):
 
-* ``likelihood`` (default; the original script and lm-eval): the request carries the
+* ``Likelihood`` (default; the original script and lm-eval): the request carries the
   continuations ``" A" .. " D"``; the choice with the highest summed log-probability wins
   (``rank_choices``: ties go to the lowest letter).
-* ``generate``: the model writes an answer and ``extract_choice`` reads a letter from it
-  (letters only: option texts are not matched). No letter, or several -> invalid, counted as
-  wrong and reported as ``invalid_rate`` (never a random guess).
+* ``Generate``: the model writes an answer and the ``letter_rule`` reads a letter from it
+  (default ``ExtractChoice(option_texts=false)``: ``extract_choice`` on letters only, option texts
+  are not matched). No letter, or several -> invalid, counted as wrong and reported as
+  ``invalid_rate`` (never a random guess).
 
 Shots are dropped, last first, until the prompt fits the model (as ``evaluate.py`` does), when
 the attached model exposes a ``tokenizer`` (with ``encode``) and a context size ``max_length``
@@ -52,16 +54,17 @@ from typing import Any, Callable, ClassVar, Mapping, Sequence
 from mio_eval.capabilities import Capabilities
 from mio_eval.errors import ConfigError
 from mio_eval.generation import generation_settings
-from mio_eval.metrics.choice import ChoiceAccuracy, extract_choice, rank_choices
-from mio_eval.tasks.base import Generated, InvalidOutput, ScoreReport
+from mio_eval.metrics.choice import ChoiceAccuracy
+from mio_eval.tasks.base import Generated, ScoreReport
 from mio_eval.tasks.loaders.mmlu import CATEGORIES, CATEGORY_NAMES, LETTERS
+from mio_eval.tasks.multiple_choice import (ExtractChoice, LetterRule, Likelihood, ScoringStrategy, check_rule,
+                                            check_strategy, letter_continuations)
 from mio_eval.types import Modality, Output, Request, Sample, Text
 
-__all__ = ["MMLUTask", "HEADERS", "SCORINGS", "format_subject", "header_line", "format_block", "render_prompt"]
+__all__ = ["MMLUTask", "HEADERS", "format_subject", "header_line", "format_block", "render_prompt"]
 
 HEADERS = ("lm_eval", "hendrycks")
-SCORINGS = ("likelihood", "generate")
-CONTINUATIONS = tuple(f" {letter}" for letter in LETTERS)
+CONTINUATIONS = letter_continuations(len(LETTERS))
 _HEADER = "The following are multiple choice questions (with answers) about {}.\n\n"
 
 
@@ -110,7 +113,7 @@ class MMLUTask:
 
     input_modalities = frozenset({Modality.TEXT})
     output_modality = Modality.TEXT
-    scoring_keys: ClassVar[tuple[str, ...]] = ()
+    scoring_keys: ClassVar[tuple[str, ...]] = ("letter_rule",)
 
     def __init__(
         self,
@@ -118,15 +121,15 @@ class MMLUTask:
         name: str,
         loader: Callable[[], list[Sample]],
         header: str = "lm_eval",
-        scoring: str = "likelihood",
+        scoring: ScoringStrategy | None = None,
+        letter_rule: LetterRule | None = None,
         num_fewshot: int = 5,
         context_length: int | str | None = "auto",
         generation: Mapping[str, Any] | None = None,
     ) -> None:
         if header not in HEADERS:
             raise ConfigError(f"task.header must be one of {', '.join(HEADERS)}, got {header!r}")
-        if scoring not in SCORINGS:
-            raise ConfigError(f"task.scoring must be one of {', '.join(SCORINGS)}, got {scoring!r}")
+        scoring = check_strategy(Likelihood() if scoring is None else scoring)
         if not isinstance(num_fewshot, int) or isinstance(num_fewshot, bool) or num_fewshot < 0:
             raise ConfigError(f"task.num_fewshot must be an integer >= 0, got {num_fewshot!r}")
         if not (context_length in (None, "auto") or (isinstance(context_length, int)
@@ -136,11 +139,12 @@ class MMLUTask:
         self.loader = loader
         self.header = header
         self.scoring = scoring
+        self.letter_rule = check_rule(ExtractChoice(option_texts=False) if letter_rule is None else letter_rule)
         self.num_fewshot = num_fewshot
         self.context_length = context_length
         self.generation = generation_settings(generation)
-        self.needs_loglikelihood = scoring == "likelihood"
-        self.variant = f"{scoring}/{header}"
+        self.needs_loglikelihood = scoring.needs_loglikelihood
+        self.variant = f"{scoring.name}/{header}"
         self._capabilities: Capabilities | None = None
 
     def bind(self, capabilities: Capabilities) -> None:
@@ -173,7 +177,7 @@ class MMLUTask:
     def _fits(self, prompt: str, budget: tuple[Any, int]) -> bool:
         tokenizer, limit = budget
         n_prompt = len(tokenizer.encode(prompt))
-        if self.scoring == "likelihood":
+        if self.needs_loglikelihood:
             longest = max(len(tokenizer.encode(prompt + c)) - n_prompt for c in CONTINUATIONS)
             return n_prompt + longest - 1 <= limit
         return n_prompt + int(self.generation.get("max_new_tokens") or 0) <= limit
@@ -194,18 +198,10 @@ class MMLUTask:
         _, prompt = self._fitted(sample)
         return Request(sample_id=sample.id, parts=(Text(prompt),), output_modality=Modality.TEXT,
                        generation=self.generation,
-                       continuations=CONTINUATIONS if self.scoring == "likelihood" else (), kind="text")
+                       continuations=self.scoring.continuations(CONTINUATIONS), kind="text")
 
     def prediction(self, sample: Sample, output: Output) -> dict[str, Any]:
-        if self.scoring == "likelihood":
-            if len(output.logprobs) != len(CONTINUATIONS):
-                raise InvalidOutput(f"expected {len(CONTINUATIONS)} log-likelihoods, got {len(output.logprobs)}")
-            choice: int | None = rank_choices(output.logprobs)
-        else:
-            if output.text is None:
-                kinds = ", ".join(sorted(m.value for m in output.modalities())) or "nothing"
-                raise InvalidOutput(f"expected a text answer, got {kinds}")
-            choice = extract_choice(output.text, len(LETTERS))
+        choice = self.scoring.choose(output, choices=sample.choices, rule=self.letter_rule)
         return {"choice": choice, "letter": None if choice is None else LETTERS[choice],
                 "shots": self._fitted(sample)[0]}
 
@@ -237,8 +233,8 @@ class MMLUTask:
 
     def _provenance(self) -> str:
         how = ("argmax of summed log-probabilities of ' A'..' D' (hendrycks/test evaluate.py, lm-eval mmlu)"
-               if self.scoring == "likelihood" else
-               "letter extracted from the generated answer (mio_eval extract_choice); invalid counted as wrong")
+               if self.needs_loglikelihood else
+               f"letter read from the generated answer ({self.letter_rule!r}); invalid counted as wrong")
         return f"{how}; {self.num_fewshot}-shot from dev (first k), header={self.header}"
 
     def _select(self, results: list) -> list:
@@ -263,7 +259,8 @@ class MMLUTask:
     def _settings(self, shots: list[int]) -> dict[str, Any]:
         return {
             "header": self.header,
-            "scoring": self.scoring,
+            "scoring": self.scoring.name,
+            "letter_rule": None if self.needs_loglikelihood else repr(self.letter_rule),
             "variant": self.variant,
             "num_fewshot": self.num_fewshot,
             "context_length": self.context_length,

@@ -22,8 +22,12 @@ setting                      media parts sent         text
 (The reference sends the image even with a caption to image-only API models, and the audio even with
 a transcript to Gemini/Reka; here a textual setting replaces the medium, as the paper describes.)
 
-Extraction: ``extract_choice`` with the option texts (a reply naming no option or several is
-**invalid**: counted as wrong and reported as ``invalid_rate``). The reference parser
+Scoring: the shared multiple-choice core (:mod:`mio_eval.tasks.multiple_choice`), strategy and
+letter rule chosen by ``_target_``. Default (the reference's protocol): ``Generate`` read by
+``ExtractChoice``, i.e. ``extract_choice`` with the option texts (a reply naming no option or
+several is **invalid**: counted as wrong and reported as ``invalid_rate``). ``Likelihood`` scores
+the continuations ``" A" .. " D"`` after the same prompt instead (not the paper's protocol; its
+name is then added to the variant). The reference parser
 (``inference/answer_parsing.py``, MMMU-derived) falls back to a *random* letter and reads
 ``"C. A man is answering"`` as A; neither is replicated. Gold = ``options.index(answer)``.
 
@@ -44,9 +48,11 @@ from typing import Any, Callable, ClassVar, Mapping, Sequence
 
 from mio_eval.errors import ConfigError
 from mio_eval.generation import generation_settings
-from mio_eval.metrics.choice import ChoiceAccuracy, choice_letter, extract_choice
-from mio_eval.tasks.base import Generated, InvalidOutput, ScoreReport
+from mio_eval.metrics.choice import ChoiceAccuracy, choice_letter
+from mio_eval.tasks.base import Generated, ScoreReport
 from mio_eval.tasks.loaders.omnibench import slug
+from mio_eval.tasks.multiple_choice import (ExtractChoice, Generate, LetterRule, ScoringStrategy, check_rule,
+                                            check_strategy, format_options, letter_continuations)
 from mio_eval.types import Audio, Image, Modality, Output, Request, Sample, Text
 
 __all__ = ["OmniBenchTask", "SETTINGS", "omnibench_prompt", "format_options"]
@@ -60,11 +66,6 @@ SETTINGS: Mapping[str, tuple[bool, bool]] = {
 }
 FAILED = ("wrong", "exclude")  # what a failed generation counts as
 _CHOOSE = "\nPlease choose only one answer from the following options:\n{options}."
-
-
-def format_options(options: Sequence[str]) -> str:
-    """``A. first\\nB. second ...``"""
-    return "\n".join(f"{choice_letter(i)}. {option}" for i, option in enumerate(options))
 
 
 def omnibench_prompt(question: str, options: Sequence[str], setting: str = "image_audio", *,
@@ -100,7 +101,7 @@ class OmniBenchTask:
     """OmniBench in one of its four input settings (see the module docstring)."""
 
     output_modality = Modality.TEXT
-    scoring_keys: ClassVar[tuple[str, ...]] = ("failed",)
+    scoring_keys: ClassVar[tuple[str, ...]] = ("failed", "letter_rule")
 
     def __init__(
         self,
@@ -110,12 +111,17 @@ class OmniBenchTask:
         setting: str = "image_audio",
         generation: Mapping[str, Any] | None = None,
         failed: str = "wrong",
+        scoring: ScoringStrategy | None = None,
+        letter_rule: LetterRule | None = None,
     ) -> None:
         if setting not in SETTINGS:
             raise ConfigError(f"task.setting must be one of {', '.join(SETTINGS)}, got {setting!r}")
         if failed not in FAILED:
             raise ConfigError(f"task.failed must be one of {', '.join(FAILED)}, got {failed!r}")
         self.failed = failed
+        self.scoring = check_strategy(Generate() if scoring is None else scoring)
+        self.letter_rule = check_rule(ExtractChoice() if letter_rule is None else letter_rule)
+        self.needs_loglikelihood = self.scoring.needs_loglikelihood
         self.name = name
         self.loader = loader
         self.setting = setting
@@ -136,13 +142,11 @@ class OmniBenchTask:
                                   audio_content=meta.get("audio_content", ""),
                                   image_content=meta.get("image_content", ""))
         return Request(sample_id=sample.id, parts=(*media, Text(prompt)), output_modality=Modality.TEXT,
-                       generation=self.generation, kind="mcq")
+                       generation=self.generation, kind="mcq",
+                       continuations=self.scoring.continuations(letter_continuations(len(sample.choices))))
 
     def prediction(self, sample: Sample, output: Output) -> dict[str, Any]:
-        if output.text is None:
-            kinds = ", ".join(sorted(m.value for m in output.modalities())) or "nothing"
-            raise InvalidOutput(f"expected a text answer, got {kinds}")
-        choice = extract_choice(output.text, len(sample.choices), choices=sample.choices)
+        choice = self.scoring.choose(output, choices=sample.choices, rule=self.letter_rule)
         return {"choice": choice, "letter": None if choice is None else choice_letter(choice)}
 
     def score(self, generated: Sequence[Generated], *, work_dir: Path) -> ScoreReport:
@@ -166,18 +170,23 @@ class OmniBenchTask:
             audio_types.append(base["audio_type"])
             task_types.append(base["task_type"])
         variant = self.setting if self.failed == "wrong" else f"{self.setting}+exclude_failed"
+        if self.needs_loglikelihood:  # not the reference protocol: say so in every metric
+            variant += f"+{self.scoring.name}"
         failures = ("failed generations counted as invalid (wrong)" if self.failed == "wrong"
                     else "failed generations left out")
         metric = ChoiceAccuracy(
             variant=variant,
-            provenance=("OmniBench official prompt (demo_api_call.py); gold = options.index(answer); deterministic "
-                        "extraction (mio_eval extract_choice with option texts), invalid counted as wrong, "
-                        f"no random fallback; {failures}"))
+            provenance=("OmniBench official prompt (demo_api_call.py); gold = options.index(answer); "
+                        + ("argmax of summed log-probabilities of ' A'.. (not the reference protocol)"
+                           if self.needs_loglikelihood else
+                           f"deterministic extraction ({self.letter_rule!r}), invalid counted as wrong, "
+                           "no random fallback") + f"; {failures}"))
         metric.update(preds, golds, groups={"audio_type": audio_types, "task_type": task_types})
         return ScoreReport(
             metrics=tuple(metric.compute()),
             per_sample=tuple(rows),
-            settings={"setting": self.setting, "variant": variant, "extraction": "extract_choice+options",
+            settings={"setting": self.setting, "variant": variant, "scoring": self.scoring.name,
+                      "extraction": None if self.needs_loglikelihood else repr(self.letter_rule),
                       "failed": self.failed,
                       "errors": ("samples whose generation failed count as invalid answers, hence wrong "
                                  "(as the official scorer; listed in n_errors)" if self.failed == "wrong" else

@@ -420,7 +420,7 @@ def test_prompt_snapshot(task, data, tmp_path):
 
 
 def test_seed_generate_prompt_snapshot(data, tmp_path):
-    task, _ = build(compose(["task=seedbench_img", "model=dummy", f"paths.data_dir={data}", "task.scoring=generate"]))
+    task, _ = build(compose(["task=seedbench_img", "model=dummy", f"paths.data_dir={data}", "task.scoring._target_=mio_eval.tasks.multiple_choice.Generate"]))
     request = task.request(task.samples()[0])
     assert not task.needs_loglikelihood and request.continuations == ()
     assert request.parts[1] == Text("How many towels are in the image?\nA. One\nB. Two\nC. Three\nD. Four\n"
@@ -540,7 +540,7 @@ def test_vizwiz_and_okvqa_use_the_tokenized_variant(data, tmp_path):
 def test_seedbench_generate_end_to_end_with_invalid_answers(data, tmp_path):
     ORACLE.clear()
     ORACLE.update({"101669": "The answer is (B).", "17": "I am not sure.", "205": "C. blue"})
-    metrics = run("seedbench_img", "dummy", _oracle(tmp_path, data, "task.scoring=generate"))
+    metrics = run("seedbench_img", "dummy", _oracle(tmp_path, data, "task.scoring._target_=mio_eval.tasks.multiple_choice.Generate"))
     m = metrics["metrics"]
     assert metrics["n_errors"] == 0 and m["accuracy"]["value"] == pytest.approx(1 / 3)
     assert m["invalid_rate"]["value"] == pytest.approx(1 / 3) and m["accuracy"]["variant"] == "generate/extract"
@@ -549,8 +549,8 @@ def test_seedbench_generate_end_to_end_with_invalid_answers(data, tmp_path):
     assert [(r["prediction"], r["correct"], r["invalid"]) for r in rows] == [
         ("B", True, False), (None, False, True), ("C", False, False)]
     # lmms-eval's rule: the first character ("T", "I", "C") -> invalid, invalid, C.
-    metrics = run("seedbench_img", "dummy", _oracle(tmp_path / "fc", data, "task.scoring=generate",
-                                                    "task.letter_rule=first_char"))
+    metrics = run("seedbench_img", "dummy", _oracle(tmp_path / "fc", data, "task.scoring._target_=mio_eval.tasks.multiple_choice.Generate",
+                                                    "task.letter_rule._target_=mio_eval.tasks.multiple_choice.FirstChar"))
     assert metrics["metrics"]["accuracy"]["value"] == 0.0
     assert metrics["metrics"]["invalid_rate"]["value"] == pytest.approx(2 / 3)
 
@@ -558,7 +558,7 @@ def test_seedbench_generate_end_to_end_with_invalid_answers(data, tmp_path):
 def test_seedbench_video_frames_end_to_end(data, tmp_path):
     metrics = run("seedbench_video", "dummy", [f"paths.results_dir={tmp_path}", "runner.progress=false",
                                                 f"paths.data_dir={data}", f"paths.cache_dir={tmp_path / 'cache'}",
-                                                "task.scoring=generate", "model.response=B"])
+                                                "task.scoring._target_=mio_eval.tasks.multiple_choice.Generate", "model.response=B"])
     assert metrics["n"] == 3 and metrics["metrics"]["accuracy"]["value"] == pytest.approx(2 / 3)
     rows = _lines(tmp_path / "dummy" / "seedbench_video" / "predictions.jsonl")
     assert all(sum(p["type"] == "image" for p in r["prompt"]) == 8 for r in rows)

@@ -22,6 +22,7 @@ from mio_eval.tasks.loaders.mmlu import (CATEGORIES, SUBCATEGORIES, SUBJECTS, TE
                                          category_of)
 from mio_eval.tasks.loaders.omnibench import OmniBenchLoader, gold_index, slug
 from mio_eval.tasks.mmlu import MMLUTask, format_block, header_line, render_prompt
+from mio_eval.tasks.multiple_choice import Generate
 from mio_eval.tasks.omnibench import OmniBenchTask, omnibench_prompt
 from mio_eval.types import Audio, Image, Modality, Output, Text
 from helpers import char_tokenizer
@@ -127,7 +128,7 @@ def _generated(task, sample, choice, error=None):
 def test_micro_vs_macro_vector(mmlu_root):
     """Subject X 2/2 correct, subject Y 1/4 -> micro 3/6 = 0.5, macro (1.0 + 0.25) / 2 = 0.625."""
     task = MMLUTask(name="mmlu", loader=MMLULoader(root=str(mmlu_root), subjects=["high_school_biology", "philosophy"]),
-                    scoring="generate")
+                    scoring=Generate())
     samples = task.samples()
     gold = {s.id: s.metadata["answer"] for s in samples}
     wrong = {"philosophy/0001", "philosophy/0002"}
@@ -326,7 +327,7 @@ def test_mmlu_loglikelihood_end_to_end_matches_direct_computation(mmlu_root, tin
 
 
 def test_mmlu_generate_mode_with_dummy(mmlu_root, tmp_path):
-    common = [f"task.loader.root={mmlu_root}", "task.loader.expected_size=null", "task.scoring=generate",
+    common = [f"task.loader.root={mmlu_root}", "task.loader.expected_size=null", "task.scoring._target_=mio_eval.tasks.multiple_choice.Generate",
               "task.header=hendrycks"]
     # Every answer "(B)": gold B for 3 of 8 items (biology 1/2, philosophy 1/4, marketing 1/2).
     metrics = run("mmlu", "dummy", _overrides(tmp_path / "b", *common, "model.response='(B)'"))

@@ -231,7 +231,7 @@ def test_vlmevalkit_predictions_rescored(data, tmp_path, suffix):  # noqa: F811
     else:
         frame.to_csv(path, sep="\t", index=False, encoding="utf-8", quoting=csv.QUOTE_ALL)
     metrics = run("seedbench_img", "replay", _common(tmp_path, data, f"model.path={path}", "model.format=vlmevalkit",
-                                                     "task.scoring=generate", "task.letter_rule=first_char"))
+                                                     "task.scoring._target_=mio_eval.tasks.multiple_choice.Generate", "task.letter_rule._target_=mio_eval.tasks.multiple_choice.FirstChar"))
     assert metrics["n_errors"] == 0
     # first_char: B (gold B) right, A (gold A) right, "=" invalid (gold D).
     assert metrics["metrics"]["accuracy"]["value"] == pytest.approx(2 / 3)
