@@ -495,7 +495,8 @@ def test_unify_oracle_end_to_end(mme_root, data_dir, tiny_hf_clip):  # noqa: F81
     assert sd["output"]["selected_answer"] == "A"
     # the reference's VCoT denominator (N items x longest walk) and its IEE position bug, labelled
     official = _run("mme_unify_unify", data_dir, answers, f"task.clip.path={tiny_hf_clip}",
-                    "task.vcot_denominator=official", "task.iee_text_label=position", "runner.stage=score")
+                    "task.vcot_denominator._target_=mio_eval.metrics.mme_unify.OfficialDenominator",
+                    "task.iee_text_label._target_=mio_eval.tasks.mme_unify.unify.ListPosition", "runner.stage=score")
     om = official["metrics"]
     assert om["image_accuracy/VCoT"]["value"] == pytest.approx(2 / 3)  # the Finish step can never score
     assert om["text_accuracy/IEE"]["value"] == 0.0  # nearest option is list position 1 -> "B", gold is "C"
