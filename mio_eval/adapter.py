@@ -76,7 +76,8 @@ def check_capabilities(
                         f"{', '.join(sorted(m.value for m in adapter.outputs))}")
     if needs_loglikelihood and not getattr(adapter, "supports_loglikelihood", False):
         problems.append("scores answers by log-likelihood but the model cannot score continuations "
-                        "(choose the task's generation scoring, e.g. task.scoring=generate)")
+                        "(choose the task's generation scoring, e.g. "
+                        "task.scoring._target_=mio_eval.tasks.multiple_choice.Generate)")
     if problems:
         raise CapabilityError(f"model {adapter.name!r} cannot run this task: the task "
                               + "; ".join(problems))

@@ -65,6 +65,16 @@ SETTINGS: Mapping[str, tuple[bool, bool]] = {
     "textual_image_audio": (False, False),
 }
 FAILED = ("wrong", "exclude")  # what a failed generation counts as
+# setting -> the text before the question (create_prompt's four branches, verbatim)
+_LEADS: Mapping[str, str] = {
+    "image_audio": "Please answer the following question based on the given image and audio:\n",
+    "textual_image": "Please answer the following question based on the given caption of an image and an audio:\n"
+                     "{caption} ",
+    "textual_audio": "Please answer the following question based on the given an image and transcript of an audio:\n"
+                     "{transcript} ",
+    "textual_image_audio": "Please answer the following question based on the given caption of an image and "
+                           "transcript of an audio:{transcript} \n{caption} ",
+}
 _CHOOSE = "\nPlease choose only one answer from the following options:\n{options}."
 
 
@@ -80,20 +90,11 @@ def omnibench_prompt(question: str, options: Sequence[str], setting: str = "imag
     B. A woman.
     """
     choose = _CHOOSE.format(options=format_options(options))
-    transcript = f"Audio Content: {audio_content}"
-    caption = f"Image Content: {image_content}"
-    if setting == "image_audio":
-        lead = "Please answer the following question based on the given image and audio:\n"
-    elif setting == "textual_image":
-        lead = f"Please answer the following question based on the given caption of an image and an audio:\n{caption} "
-    elif setting == "textual_audio":
-        lead = ("Please answer the following question based on the given an image and transcript of an audio:\n"
-                f"{transcript} ")
-    elif setting == "textual_image_audio":
-        lead = ("Please answer the following question based on the given caption of an image and transcript of "
-                f"an audio:{transcript} \n{caption} ")
-    else:
+    if setting not in _LEADS:
         raise ConfigError(f"OmniBench setting must be one of {', '.join(SETTINGS)}, got {setting!r}")
+    # str.format substitutes the contents without parsing them (a brace in a transcript is safe)
+    lead = _LEADS[setting].format(transcript=f"Audio Content: {audio_content}",
+                                  caption=f"Image Content: {image_content}")
     return f"{lead}{question}.{choose}"
 
 

@@ -39,11 +39,12 @@ PICKED = {"astronomy/0000": 1, "astronomy/0001": 0, "virology/0000": 2, "virolog
 @pytest.fixture(scope="module")
 def mmlu_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("mmlu")
-    for split, rows_of in (("test", ROWS), ("dev", {s: [r[0] for r in rows] for s, rows in ROWS.items()})):
+    for split in ("test", "dev"):
         for subject in ROWS:
             path = root / "data" / split / f"{subject}_{split}.csv"
             path.parent.mkdir(parents=True, exist_ok=True)
-            rows = ROWS[subject] if split == "test" else [(f"dev {i}?", "a", "b", "c", "d", "ABCD"[i]) for i in range(2)]
+            rows = (ROWS[subject] if split == "test"
+                    else [(f"dev {i}?", "a", "b", "c", "d", "ABCD"[i]) for i in range(2)])
             with open(path, "w", encoding="utf-8", newline="") as fh:
                 csv.writer(fh).writerows(rows)
     return root
@@ -65,7 +66,8 @@ def _score(task, tmp_path):
     generated = []
     for sample in task.samples():
         output = _scripted(task.scoring.name, PICKED[sample.id])
-        generated.append(Generated(sample=sample, output=output, prediction=task.prediction(sample, output), error=None))
+        generated.append(Generated(sample=sample, output=output, prediction=task.prediction(sample, output),
+                                   error=None))
     return {m.name: m for m in task.score(generated, work_dir=tmp_path).metrics}
 
 
@@ -160,7 +162,7 @@ def test_first_char_and_extract_rules_directly():
 
 def test_unify_score_rules():
     ok = [{"text": True, "image": True, "combined": True}, {"text": True, "image": False, "combined": False}]
-    scores = {type(r).__name__ + r.name: [m for m in unify_task_metrics("CSQ", ok, 4, rule=r) if m.name == "score/CSQ"][0]
+    scores = {type(r).__name__ + r.name: next(m for m in unify_task_metrics("CSQ", ok, 4, rule=r) if m.name == "score/CSQ")
               for r in (MeanTextImage(), Accuracy(aspect="combined"), Accuracy(aspect="text"))}
     # text 2/4, image 1/4, combined 1/4 (failed items count wrong: n = 4)
     assert scores["MeanTextImagemean_text_image"].value == pytest.approx(100 * (0.5 + 0.25) / 2)

@@ -99,7 +99,8 @@ class MMEUnifyUnifyTask:
         iee_text_label = ChoiceLabel() if iee_text_label is None else iee_text_label
         vcot_denominator = StepsDenominator() if vcot_denominator is None else vcot_denominator
         for key, value, where in (("unify_score", unify_score, "metrics.mme_unify.MeanTextImage or Accuracy"),
-                                  ("iee_text_label", iee_text_label, "tasks.mme_unify.unify.ChoiceLabel or ListPosition"),
+                                  ("iee_text_label", iee_text_label,
+                                   "tasks.mme_unify.unify.ChoiceLabel or ListPosition"),
                                   ("vcot_denominator", vcot_denominator,
                                    "metrics.mme_unify.StepsDenominator or OfficialDenominator")):
             if not callable(value) or not isinstance(getattr(value, "name", None), str):
