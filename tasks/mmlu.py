@@ -63,7 +63,9 @@ from mio_eval.types import Modality, Output, Request, Sample, Text
 
 __all__ = ["MMLUTask", "HEADERS", "format_subject", "header_line", "format_block", "render_prompt"]
 
-HEADERS = ("lm_eval", "hendrycks")
+# header spelling -> (prefix of every subject word, separator between words, question stripped):
+# lm-eval's doc_to_text vs evaluate.py's format_subject (a space before every word), question as stored
+HEADERS: Mapping[str, tuple[str, str, bool]] = {"lm_eval": ("", " ", True), "hendrycks": (" ", "", False)}
 CONTINUATIONS = letter_continuations(len(LETTERS))
 _HEADER = "The following are multiple choice questions (with answers) about {}.\n\n"
 
@@ -71,8 +73,8 @@ _HEADER = "The following are multiple choice questions (with answers) about {}.\
 def format_subject(subject: str, header: str = "lm_eval") -> str:
     """``high_school_biology`` -> ``high school biology`` (lm_eval) or `` high school biology``
     (hendrycks: a space before every word)."""
-    words = subject.split("_")
-    return "".join(" " + w for w in words) if header == "hendrycks" else " ".join(words)
+    prefix, separator, _ = HEADERS[header]
+    return separator.join(prefix + word for word in subject.split("_"))
 
 
 def header_line(subject: str, header: str = "lm_eval") -> str:
@@ -90,7 +92,7 @@ def format_block(question: str, choices: Sequence[str], answer: int | None = Non
     >>> format_block("What is 2+2?", ["3", "4", "5", "6"], 1)
     'What is 2+2?\\nA. 3\\nB. 4\\nC. 5\\nD. 6\\nAnswer: B\\n\\n'
     """
-    text = question.strip() if header == "lm_eval" else question
+    text = question.strip() if HEADERS[header][2] else question
     for letter, choice in zip(LETTERS, choices):
         text += f"\n{letter}. {choice}"
     text += "\nAnswer:"
