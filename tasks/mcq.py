@@ -41,7 +41,6 @@ from mio_eval.types import Image, Modality, Output, Request, Sample, Video
 
 __all__ = ["MultipleChoiceTask"]
 
-_LETTERS = LETTERS
 _FIELDS = ("question", "options", *(f"choice_{c}" for c in string.ascii_lowercase[:8]))
 _PROVENANCE = {
     "likelihood": "SEED-Bench eval.py answer ranking: argmin summed NLL of the option text (ties -> lowest index)",
@@ -109,14 +108,14 @@ class MultipleChoiceTask:
 
     def prediction(self, sample: Sample, output: Output) -> str | None:
         index = self.scoring.choose(output, choices=sample.choices, rule=self.letter_rule, until=self.until)
-        return None if index is None else _LETTERS[index]
+        return None if index is None else LETTERS[index]
 
     def score(self, generated: Sequence[Generated], *, work_dir: Path) -> ScoreReport:
         ok = [g for g in generated if g.error is None]
         metric = ChoiceAccuracy(variant=self.variant, provenance=_PROVENANCE.get(
             self.variant, f"{self.scoring!r}, letter rule {self.letter_rule!r}; invalid counted wrong"))
-        preds = [None if g.prediction is None else _LETTERS.index(g.prediction) for g in ok]
-        gold = [_LETTERS.index(g.sample.targets[0]) for g in ok]
+        preds = [None if g.prediction is None else LETTERS.index(g.prediction) for g in ok]
+        gold = [LETTERS.index(g.sample.targets[0]) for g in ok]
         groups = [str(g.sample.metadata.get(self.group_by, "unknown")) for g in ok] if self.group_by else None
         if ok:
             metric.update(preds, gold, groups=groups)
