@@ -68,7 +68,7 @@ def _protocol_notes(run: RunResult, metric: Mapping[str, Any] | None, protocol: 
 
 
 def _mme_unify_cell(runs: Sequence[RunResult], column: Mapping[str, Any], decimals: int) -> PaperCell | None:
-    from mio_eval.tasks.mme_unify import scores_from_metrics
+    from mio_eval.metrics.mme_unify import scores_from_metrics
 
     family = [r for r in runs if r.task.startswith("mme_unify")]
     if not family:
