@@ -12,6 +12,7 @@ from mio_eval.capabilities import Capabilities, SpeechToText
 from mio_eval.adapter import CapabilityError
 from mio_eval.errors import ConfigError
 from mio_eval.tasks.mmlu import MMLUTask
+from mio_eval.tasks.multiple_choice import Generate
 from mio_eval.types import Audio, Modality, Request, Sample, Text
 
 
@@ -34,7 +35,7 @@ def _reaches(obj, target, seen=None, depth=0) -> list[str]:
 
 
 @pytest.mark.parametrize("task,overrides", [("tts_demo", ["task.round_trip=true"]),
-                                            ("mmlu", ["task.context_length=auto", "task.scoring=generate"])])
+                                            ("mmlu", ["task.context_length=auto", "task.scoring._target_=mio_eval.tasks.multiple_choice.Generate"])])
 def test_a_task_has_no_access_to_the_adapter(task, overrides, tmp_path):
     cfg = compose(overrides=[f"task={task}", "model=dummy", f"paths.results_dir={tmp_path}", *overrides])
     built, adapter = build(cfg)
@@ -251,9 +252,9 @@ def test_mmlu_prediction_needs_no_earlier_request():
     class Model:
         name, tokenizer, max_length = "m", Tokenizer(), 120
 
-    task = MMLUTask(name="m", loader=list, scoring="generate", generation={"max_new_tokens": 1})
+    task = MMLUTask(name="m", loader=list, scoring=Generate(), generation={"max_new_tokens": 1})
     task.bind(Capabilities(Model()))
-    fresh = MMLUTask(name="m", loader=list, scoring="generate", generation={"max_new_tokens": 1})
+    fresh = MMLUTask(name="m", loader=list, scoring=Generate(), generation={"max_new_tokens": 1})
     fresh.bind(Capabilities(Model()))
     task.request(sample)
     kept = task.prediction(sample, Output(text="A"))["shots"]
