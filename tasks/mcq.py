@@ -113,7 +113,7 @@ class MultipleChoiceTask:
     def score(self, generated: Sequence[Generated], *, work_dir: Path) -> ScoreReport:
         ok = [g for g in generated if g.error is None]
         metric = ChoiceAccuracy(variant=self.variant, provenance=_PROVENANCE.get(
-            self.variant, f"{self.scoring!r}, letter rule {self.letter_rule!r}; invalid counted wrong"))
+            self.variant, f"{self.scoring!r}, letter rule {self.letter_rule.provenance}; invalid counted wrong"))
         preds = [None if g.prediction is None else LETTERS.index(g.prediction) for g in ok]
         gold = [LETTERS.index(g.sample.targets[0]) for g in ok]
         groups = [str(g.sample.metadata.get(self.group_by, "unknown")) for g in ok] if self.group_by else None

@@ -236,7 +236,7 @@ class MMLUTask:
     def _provenance(self) -> str:
         how = ("argmax of summed log-probabilities of ' A'..' D' (hendrycks/test evaluate.py, lm-eval mmlu)"
                if self.needs_loglikelihood else
-               f"letter read from the generated answer ({self.letter_rule!r}); invalid counted as wrong")
+               f"letter extracted from the generated answer ({self.letter_rule.provenance}); invalid counted as wrong")
         return f"{how}; {self.num_fewshot}-shot from dev (first k), header={self.header}"
 
     def _select(self, results: list) -> list:

@@ -84,6 +84,7 @@ class LetterRule(Protocol):
     """Reads the option a generated reply names: an index into ``choices`` or ``None``."""
 
     name: str
+    provenance: str  # how the rule reads a reply, for the metrics' provenance
 
     def __call__(self, text: str, choices: Sequence[str]) -> int | None: ...
 
@@ -103,6 +104,7 @@ class ExtractChoice:
         if not isinstance(option_texts, bool):
             raise ConfigError(f"ExtractChoice option_texts must be true or false, got {option_texts!r}")
         self.option_texts = option_texts
+        self.provenance = "mio_eval extract_choice" + (" with option texts" if option_texts else "")
 
     def __call__(self, text: str, choices: Sequence[str]) -> int | None:
         return extract_choice(text, len(choices), choices=list(choices) if self.option_texts else None)
@@ -119,6 +121,7 @@ class FirstChar:
     """
 
     name = "first_char"
+    provenance = "lmms-eval seed_process_result: first character, case-insensitive"
 
     def __call__(self, text: str, choices: Sequence[str]) -> int | None:
         first = text.strip()[:1].upper()

@@ -180,7 +180,7 @@ class OmniBenchTask:
             provenance=("OmniBench official prompt (demo_api_call.py); gold = options.index(answer); "
                         + ("argmax of summed log-probabilities of ' A'.. (not the reference protocol)"
                            if self.needs_loglikelihood else
-                           f"deterministic extraction ({self.letter_rule!r}), invalid counted as wrong, "
+                           f"deterministic extraction ({self.letter_rule.provenance}), invalid counted as wrong, "
                            "no random fallback") + f"; {failures}"))
         metric.update(preds, golds, groups={"audio_type": audio_types, "task_type": task_types})
         return ScoreReport(

@@ -83,6 +83,10 @@ def test_same_fixture_scored_by_likelihood_and_by_generate_extract_through_confi
     assert a["accuracy"].value == b["accuracy"].value == 3 / 4
     assert a["accuracy_macro"].value == b["accuracy_macro"].value == (1.0 + 0.5) / 2
     assert a["accuracy"].variant == "likelihood/lm_eval" and b["accuracy"].variant == "generate/lm_eval"
+    # the provenance of earlier runs, word for word (the gate compares it as the protocol)
+    assert b["accuracy"].provenance.startswith("letter extracted from the generated answer (mio_eval extract_choice); "
+                                               "invalid counted as wrong; ")
+    assert a["accuracy"].provenance.startswith("argmax of summed log-probabilities of ' A'..' D'")
     # each strategy refuses the other's output shape
     with pytest.raises(InvalidOutput, match="4 option log-probabilities"):
         by_likelihood.prediction(sample, _scripted("generate", 1))

@@ -63,10 +63,15 @@ class MMEUnifyUnderstandingTask:
         index = self.scoring.choose(output, choices=sample.choices, rule=self.letter_rule)
         return {"text": output.text, "choice": sample.metadata["labels"][index] if index is not None else None}
 
+    def _rule_provenance(self) -> str:
+        # the wording of earlier runs for the default rule, so that the gate sees the same protocol
+        default = isinstance(self.letter_rule, ExtractChoice) and self.letter_rule.option_texts
+        return "metrics.choice.extract_choice" if default else self.letter_rule.provenance
+
     def score(self, generated: Sequence[Generated], *, work_dir: Path) -> ScoreReport:
         acc = ChoiceAccuracy(variant="extract_choice" if not self.needs_loglikelihood else self.scoring.name,
                              provenance="MME-Unify Evaluate_Understanding.py exact match, after deterministic letter "
-                                        f"extraction ({self.letter_rule!r}); invalid counted wrong"
+                                        f"extraction ({self._rule_provenance()}); invalid counted wrong"
                              if not self.needs_loglikelihood else
                              "argmax of summed log-probabilities of the option labels (not the reference protocol)")
         rows, preds, golds, groups, strict, exported = [], [], [], [], [], []
