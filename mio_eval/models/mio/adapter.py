@@ -41,6 +41,7 @@ import numpy as np
 
 from mio_eval.errors import ConfigError, MediaError
 from mio_eval.media import VIDEO_FRAME_MODES, load_audio, load_image, output_path, save_audio, select_video_frames
+from mio_eval.models import padded_sdpa
 from mio_eval.models.hf_base import (Decoding, HFAdapter, SampleError, ScoreRow, config_name_or_path, cut_at_stop,
                                      left_pad, score_rows, split_trailing_space)
 from mio_eval.models.mio.blocks import (Block, check_policy, image_block, parse_image, parse_speech, speech_block,
@@ -145,7 +146,8 @@ class MIOAdapter(HFAdapter):
         self.stop_id = im_end if self.variant == "instruct" else tokenizer.eos_token_id
         if self.variant == "instruct":  # MIO's infer.py hard-codes 7 as "the <|im_end|> token"
             assert self.stop_id == im_end, "Instruct generation must stop at <|im_end|>"
-        kwargs = {"attn_implementation": self.attn_implementation} if self.attn_implementation else {}
+        # Unset: transformers' SDPA with a cheap padded causal mask (same mask, no per-step vmap).
+        kwargs = {"attn_implementation": self.attn_implementation or padded_sdpa.register()}
         model = self._weights(AutoModelForCausalLM, **kwargs)
         if model.get_input_embeddings().num_embeddings < len(tokenizer):
             raise ConfigError(f"MIO: the model's vocabulary ({model.get_input_embeddings().num_embeddings}) is "
