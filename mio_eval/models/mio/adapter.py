@@ -266,15 +266,32 @@ class MIOAdapter(HFAdapter):
         kwargs.update(extra)
         if settings.seed is not None:
             torch.manual_seed(settings.seed)
+        input_ids, mask = input_ids.to(self.model.device), mask.to(self.model.device)
         with torch.inference_mode():
-            out = self.model.generate(input_ids=input_ids.to(self.model.device),
-                                      attention_mask=mask.to(self.model.device), pad_token_id=pad,
+            if settings.num_beams > 1 and input_ids.shape[1] > 1:
+                kwargs["past_key_values"] = self._prefill(input_ids, mask, settings.num_beams)
+            out = self.model.generate(input_ids=input_ids, attention_mask=mask, pad_token_id=pad,
                                       eos_token_id=self.stop_id, **kwargs)
         results = []
         for row in out[:, input_ids.shape[1]:].tolist():  # only the new ids (MIO decodes prompt + output)
             end = next((k for k, t in enumerate(row) if t == self.stop_id), None)
             results.append(row if end is None else row[:end + 1])
         return results
+
+    def _prefill(self, input_ids, mask, beams: int):
+        """The KV cache of every prompt but its last token, computed once per prompt and repeated
+        for its ``beams`` beams. transformers' beam search repeats each prompt ``beams`` times and
+        then runs the prefill on all copies (5x the prompt's compute for MIO's 5 beams); given this
+        cache, ``generate`` feeds only the last prompt token. Positions are the ones ``generate``
+        derives from the LEFT-padded mask (``prepare_inputs_for_generation``)."""
+        from transformers import DynamicCache
+
+        positions = (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 1)
+        cache = DynamicCache()
+        self.model(input_ids=input_ids[:, :-1], attention_mask=mask[:, :-1], position_ids=positions[:, :-1],
+                   past_key_values=cache, use_cache=True, logits_to_keep=1)
+        cache.batch_repeat_interleave(beams)
+        return cache
 
     def _answer(self, request: Request, job: _Job, new_ids: list[int], settings: Decoding, media_dir: Path) -> Output:
         ids = [t for t in new_ids if t != self.stop_id]
