@@ -39,6 +39,7 @@ from typing import Any, Iterable, Iterator, KeysView, Mapping, Sequence
 
 from mio_eval.atomic import atomic_path, atomic_write_json, atomic_write_text, file_mode
 from mio_eval.errors import StoreError, StoreWriteError
+from mio_eval.fastjson import loads
 
 __all__ = ["PredictionStore", "repair", "read_jsonl_records", "write_whole_lines", "open_append", "artifact_name"]
 
@@ -70,7 +71,7 @@ def read_jsonl_records(data: bytes, path: Path) -> tuple[list[tuple[int, dict[st
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
+            record = loads(line)  # json.loads's result, by orjson when it can
         except (json.JSONDecodeError, UnicodeDecodeError):
             bad.append(lineno)
             continue
