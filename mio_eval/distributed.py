@@ -223,7 +223,16 @@ class Group:
             raise
 
     def follow(self, task, adapter, samples, *, settings, digests, run_dir: Path) -> None:
-        """A rank other than 0: wait for the plan, generate its shard, report."""
+        """A rank other than 0: load the model, wait for the plan, generate its shard, report.
+        The model loads while rank 0 loads its own and plans (rank 0 loads before rendering the
+        requests), never after: waiting for the plan first made the two loads run one after the
+        other. (Should the plan leave this rank nothing to do, the load was in vain.)"""
+        from mio_eval.adapter import ensure_loaded
+
+        try:
+            ensure_loaded(adapter)
+        except BaseException as exc:
+            raise self.post_failure(exc) from exc
         key = self.ns + "plan"
         self._wait(lambda: self.store.check([key]), waiting_for=[0], what="publishing the plan")
         plan = json.loads(self.store.get(key))
