@@ -53,16 +53,23 @@ class ShardWriter:
 
 
 def read_shard(path: Path) -> list[tuple[dict[str, Any], bytes]]:
-    """(record, its line) for every whole valid line of a shard. A killed rank can leave a last
-    line without its newline: it is dropped (that sample is generated again)."""
-    from mio_eval.store import _open_nofollow, read_jsonl_records
+    """(record, its line) for every whole valid line of a shard (a JSON object with a string
+    ``id``; ``store.read_jsonl_records``'s rule; other lines are skipped). A killed rank can leave
+    a last line without its newline: it is dropped (that sample is generated again)."""
+    from mio_eval.fastjson import loads
+    from mio_eval.store import _open_nofollow
 
     with os.fdopen(_open_nofollow(path, os.O_RDONLY), "rb") as fh:
         data = fh.read()
-    data = data[: data.rfind(b"\n") + 1]
-    lines = data.split(b"\n")
-    records, _bad = read_jsonl_records(data, path)
-    return [(record, lines[lineno - 1]) for lineno, record in records]
+    out = []
+    for line in data[: data.rfind(b"\n") + 1].split(b"\n"):
+        try:
+            record = loads(line)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            continue  # blank or damaged
+        if isinstance(record, dict) and isinstance(record.get("id"), str):
+            out.append((record, line))
+    return out
 
 
 def _same(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
@@ -73,7 +80,10 @@ def merge_shards(store: Any, order: Sequence[str]) -> int:
     """Move every shard of ``store``'s run dir into ``predictions.jsonl``, ids in ``order`` first
     (others after, by id), then delete the shards. Idempotent: a record already merged (a merge
     cut short before the delete) or a second success of a sample is skipped, so a merge can be
-    repeated after any crash. Returns the number of records appended."""
+    repeated after any crash. Returns the number of records appended.
+
+    The shards' lines are written as read (never encoded again); each is decoded once (orjson,
+    ``mio_eval.fastjson``) because the store keeps the records for scoring."""
     directory = store.run_dir / SHARDS
     if directory.is_symlink():
         raise StoreError(f"{directory} is a symbolic link; remove it")
@@ -88,18 +98,29 @@ def merge_shards(store: Any, order: Sequence[str]) -> int:
 
 def _merge(store: Any, files: Sequence[Path], order: Sequence[str]) -> int:
     directory = store.run_dir / SHARDS
-    found: dict[str, list[tuple[dict[str, Any], bytes]]] = {}
+    first: dict[str, tuple[dict[str, Any], bytes]] = {}
+    more: dict[str, list[tuple[dict[str, Any], bytes]]] = {}  # a sample's later records (rare)
     for path in files:
-        for record, line in read_shard(path):
-            found.setdefault(record["id"], []).append((record, line))
-    position = {sample_id: k for k, sample_id in enumerate(order)}
-    last = len(position)
-    ids = sorted(found, key=lambda i: (position.get(i, last), i))
-    rounds: list[list[tuple[dict[str, Any], bytes]]] = []
+        for item in read_shard(path):
+            sample_id = item[0]["id"]
+            if sample_id in first:
+                more.setdefault(sample_id, []).append(item)
+            else:
+                first[sample_id] = item
+    ids = [i for i in order if i in first]  # dataset order without a sort
+    if len(ids) < len(first):
+        known = set(order)
+        ids += sorted(i for i in first if i not in known)
+    rounds: list[list[tuple[dict[str, Any], bytes]]] = [[]]
+    plain, get = rounds[0], store.get
     for sample_id in ids:
-        latest = store.get(sample_id)
+        item = first[sample_id]
+        latest = get(sample_id)
+        if latest is None and sample_id not in more and "attempt" not in item[0]:
+            plain.append(item)  # the common case: a sample's only record, not yet merged
+            continue
         k = 0
-        for record, line in found[sample_id]:
+        for record, line in [item, *more.get(sample_id, ())]:
             if "attempt" in record:
                 record.pop("attempt")
                 line = json.dumps(record, ensure_ascii=False).encode("utf-8")
