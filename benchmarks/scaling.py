@@ -198,6 +198,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, load average "
           f"{os.getloadavg()[0]:.1f} (other engineers share this machine), Python {platform.python_version()}")
     {"batching": batching, "ranks": ranks, "merge": merge}[args.what](args)
+    print(f"load average at the end: {os.getloadavg()[0]:.1f}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
 
 
 if __name__ == "__main__":
