@@ -45,13 +45,21 @@ def _split(root: Path, n: int) -> Path:
     return root
 
 
-def _mio(cwd: Path, args: list[str], launcher: list[str] | None = None) -> float:
+def _mio(cwd: Path, args: list[str], launcher: list[str] | None = None, cpu: list[float] | None = None) -> float:
+    """Wall seconds of one ``python -m mio_eval`` command; ``cpu`` gets the CPU seconds (user +
+    system) of it and its children (the ranks), so the cores it got on this shared machine show."""
+    import resource
+
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.run([sys.executable, *(launcher or []), "-m", "mio_eval", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=3600)
     if proc.returncode:
         sys.exit(f"failed: {' '.join(args)}\n{proc.stderr[-3000:]}")
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if cpu is not None:
+        cpu.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
     return time.perf_counter() - start
 
 
@@ -102,17 +110,19 @@ def ranks(args) -> None:
             model = ["model=dummy", f"model.delay_s={args.delay}"]
             what = f"dummy adapter sleeping {args.delay} s per batch (not CPU-bound)"
         common = [f"task={TASK}", *model, f"paths.data_dir={data}", "runner.progress=false", "runner.batch_size=2"]
-        one = _mio(work, [*common, f"paths.results_dir={work / 'one'}"])
+        cpu: list[float] = []
+        one = _mio(work, [*common, f"paths.results_dir={work / 'one'}"], cpu=cpu)
         two = _mio(work, [*common, f"paths.results_dir={work / 'two'}"],
-                   ["-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2"])
+                   ["-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2"], cpu=cpu)
         name = model[0].split("=")[1]
         (p1, m1), (p2, m2) = (_run_dir_view(work / d / name / TASK) for d in ("one", "two"))
         same = m1["metrics"] == m2["metrics"] and p1 == p2
         g1, g2 = m1["times"]["generate_s"], m2["times"]["generate_s"]
         print(f"ranks: {what}, {args.samples} samples, batch 2; generate = rank 0's generate stage "
               "(model load, its shard, waiting for the other rank, the merge)")
-        print(f"  1 process: {one:.2f} s wall, {g1:.2f} s generating")
-        print(f"  2 ranks:   {two:.2f} s wall, {g2:.2f} s generating")
+        print(f"  1 process: {one:.2f} s wall, {g1:.2f} s generating; {cpu[0]:.1f} CPU s = {cpu[0] / one:.2f} cores on average")
+        print(f"  2 ranks:   {two:.2f} s wall, {g2:.2f} s generating; {cpu[1]:.1f} CPU s (agent + 2 ranks) = "
+              f"{cpu[1] / two:.2f} cores on average")
         print(f"  speed-up: {one / two:.2f}x wall, {g1 / g2:.2f}x generation; identical predictions and metrics: {same}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -153,9 +163,9 @@ def merge(args) -> None:
     try:
         task = Echo(args.samples)
         settings = RunnerSettings(progress=False, stage="generate", batch_size=args.batch_size)
-        start = time.perf_counter()
+        start, cpu0 = time.perf_counter(), time.process_time()
         evaluate(task, DummyAdapter(), run_dir=work / "gen", settings=settings, fingerprint="f", run_info={})
-        generate = time.perf_counter() - start
+        generate, generate_cpu = time.perf_counter() - start, time.process_time() - cpu0
         lines = (work / "gen" / "predictions.jsonl").read_bytes().splitlines(keepends=True)
         dealt = balance([len(line) for line in lines], 2)  # the lines are in generation order already
         shards = work / "merged" / "shards"
@@ -164,16 +174,17 @@ def merge(args) -> None:
             (shards / f"rank-{rank}-bench.jsonl").write_bytes(b"".join(lines[i] for i in indices))
         order = [json.loads(line)["id"] for line in lines]
         with PredictionStore(work / "merged").open(fingerprint="f", run_info={}) as store:
-            start = time.perf_counter()
+            start, cpu0 = time.perf_counter(), time.process_time()
             merged = merge_shards(store, order)
-            merge_s = time.perf_counter() - start
+            merge_s, merge_cpu = time.perf_counter() - start, time.process_time() - cpu0
         start = time.perf_counter()
         evaluate(task, DummyAdapter(), run_dir=work / "merged", settings=settings, fingerprint="f", run_info={})
         resume = time.perf_counter() - start
         same = (work / "merged" / "predictions.jsonl").read_bytes() == (work / "gen" / "predictions.jsonl").read_bytes()
         print(f"merge: {args.samples} in-memory text samples, dummy adapter, batch {args.batch_size}, one process")
-        print(f"  generation (stage=generate): {generate:.2f} s")
-        print(f"  merge of 2 shards ({merged} records): {merge_s:.2f} s = {100 * merge_s / generate:.1f} % of generation; "
+        print(f"  generation (stage=generate): {generate:.2f} s ({generate_cpu:.2f} s CPU; the rest is waiting for fsync)")
+        print(f"  merge of 2 shards ({merged} records): {merge_s:.2f} s = {100 * merge_s / generate:.1f} % of generation "
+              f"({merge_cpu:.2f} s CPU = {100 * merge_cpu / generate:.1f} % of generation's wall clock); "
               f"byte-identical to the one-process predictions.jsonl: {same}")
         print(f"  resume of the finished run (load, plan, nothing to do): {resume:.2f} s = "
               f"{100 * resume / generate:.1f} % of generation")
