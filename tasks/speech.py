@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from mio_eval.adapter import ModelAdapter, check_capabilities
+from mio_eval.batching import generate_batches
 from mio_eval.errors import ConfigError
 from mio_eval.metrics.base import MetricResult
 from mio_eval.metrics.normalizers import get_normalizer
@@ -59,40 +60,21 @@ class Transcriber:
             raise ConfigError(f"ASR {self.role} checkpoint not found: {path}")
 
     def __call__(self, paths: Sequence[str], work_dir: Path) -> list[Output]:
-        """One transcript (or a per-file failure) per path, in order. A batch that raises is
-        retried file by file, so one bad file costs one sample: each file keeps its retry's
-        result (a one-file batch too: a judge that fails once then succeeds gives the transcript),
-        and a retry that fails again gives that file's error."""
+        """One transcript (or a per-file failure) per path, in order. A batch that raises (or
+        answers another number of transcripts) is retried file by file, so one bad file costs one
+        sample: each file keeps its retry's result (a one-file batch too: a judge that fails once
+        then succeeds gives the transcript), and a retry that fails again gives that file's error
+        (``mio_eval.batching.generate_batch`` with ``retry_single``)."""
         if not paths:
             return []
         if not self._loaded:
             self.judge.load()
             self._loaded = True
-        outputs: list[Output] = []
+        requests = [Request(sample_id=f"{self.role}-{i}", parts=(Audio(p),)) for i, p in enumerate(paths)]
         with progress(total=len(paths), desc=f"scoring: ASR {self.role}", unit="file") as bar:
-            for start in range(0, len(paths), self.batch_size):
-                chunk = paths[start : start + self.batch_size]
-                requests = [Request(sample_id=f"{self.role}-{start + i}", parts=(Audio(p),))
-                            for i, p in enumerate(chunk)]
-                try:
-                    answers = self._generate(requests, work_dir)
-                except Exception:  # noqa: BLE001 - retry one by one so one bad file costs one sample
-                    answers = [self._retry(request, work_dir) for request in requests]
-                outputs.extend(answers)
-                bar.update(len(chunk))
-        return outputs
-
-    def _generate(self, requests: Sequence[Request], work_dir: Path) -> list[Output]:
-        answers = list(self.judge.generate(requests, media_dir=work_dir))
-        if len(answers) != len(requests):
-            raise RuntimeError(f"{len(answers)} transcripts for {len(requests)} files")
-        return answers
-
-    def _retry(self, request: Request, work_dir: Path) -> Output:
-        try:
-            return self._generate([request], work_dir)[0]
-        except Exception as exc:  # noqa: BLE001 - the judge's failure is this sample's error
-            return Output.failure(f"{type(exc).__name__}: {exc}")
+            return generate_batches(self.judge, requests, media_dir=work_dir, batch_size=self.batch_size,
+                                    retry_single=True, length_error="{got} transcripts for {want} files",
+                                    on_batch=bar.update)
 
     def provenance(self) -> dict[str, Any]:
         info = dict(self.judge.provenance())

@@ -38,6 +38,7 @@ from typing import Any, Callable, ClassVar, Mapping, Sequence
 import numpy as np
 
 from mio_eval.atomic import atomic_write_text
+from mio_eval.batching import generate_batches
 from mio_eval.errors import ConfigError
 from mio_eval.generation import generation_settings
 from mio_eval.metrics.base import MetricResult
@@ -140,6 +141,8 @@ class VideoQATask:
         self.judge_generation = generation_settings(judge_generation or {"max_new_tokens": 64, "do_sample": False},
                                                     where="task.judge_generation")
         self.judge_batch_size = int(judge_batch_size)
+        if self.judge_batch_size < 1:
+            raise ConfigError(f"task {name}: judge_batch_size must be >= 1, got {judge_batch_size}")
         frames = getattr(loader, "frames", "uniform")
         # A clip whose frames cannot be extracted stays a Video part (the model reports the error).
         self.input_modalities = frozenset({Modality.TEXT, Modality.VIDEO if frames == "video" else Modality.IMAGE})
@@ -217,15 +220,10 @@ class VideoQATask:
                                                                              g.sample.targets[0], g.prediction)),),
                             output_modality=Modality.TEXT, generation=self.judge_generation) for g, _ in todo]
         media_dir = work_dir / "judge_media"
-        replies: list[Output] = []
+        # a failed (or wrong-length) batch is retried request by request: one bad reply costs one sample
         with progress(total=len(requests), desc=f"scoring: judge {self.judge.name}") as bar:
-            for start in range(0, len(requests), self.judge_batch_size):
-                batch = requests[start:start + self.judge_batch_size]
-                try:
-                    replies.extend(self.judge.generate(batch, media_dir=media_dir))
-                except Exception as exc:  # noqa: BLE001 - a judge failure is per-sample data, never a crash
-                    replies.extend(Output.failure(f"{type(exc).__name__}: {exc}") for _ in batch)
-                bar.update(len(batch))
+            replies = generate_batches(self.judge, requests, media_dir=media_dir, batch_size=self.judge_batch_size,
+                                       retry_single=True, on_batch=bar.update)
         yes = no = 0
         scores, invalid, log = [], 0, []
         for (g, row), reply in zip(todo, replies):
