@@ -109,11 +109,11 @@ class AestheticPredictor:
         """Scores of RGB images (PIL images or paths), one float each."""
         import torch
 
-        from mio_eval.metrics.image_quality import load_rgb
+        from mio_eval.media import load_image
 
         self.load()
         scores: list[float] = []
-        items = [load_rgb(x) for x in images]
+        items = [load_image(x) for x in images]
         for start in range(0, len(items), self.batch_size):
             chunk = items[start:start + self.batch_size]
             pixels = self._processor(images=chunk, return_tensors="pt")["pixel_values"]

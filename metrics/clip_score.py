@@ -38,6 +38,7 @@ from typing import Any, Mapping, Protocol, Sequence, runtime_checkable
 import numpy as np
 
 from mio_eval.errors import ConfigError
+from mio_eval.media import CLIP_MEAN, CLIP_STD  # re-exported: OpenAI CLIP's normalisation
 from mio_eval.metrics.base import MetricResult
 
 __all__ = [
@@ -56,9 +57,6 @@ __all__ = [
     "clip_text_similarity",
 ]
 
-# OpenAI CLIP's normalisation (open_clip OPENAI_DATASET_MEAN/STD; HF clip-vit-* preprocessor_config).
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 CLIP_T_VARIANTS = ("mme_unify", "torchmetrics")
 
 
@@ -130,13 +128,10 @@ def clip_t_from_cosines(cosines: Sequence[float], *, variant: str = "mme_unify")
 
 
 def _open(image):
-    from PIL import Image
+    """A PIL image as given, or a path decoded in its own mode (CLIP converts after cropping)."""
+    from mio_eval.media import load_image
 
-    if isinstance(image, Image.Image):
-        return image
-    with Image.open(image) as opened:
-        opened.load()
-        return opened.copy()
+    return load_image(image, rgb=False)
 
 
 def clip_image_similarity(generated: Sequence[Any], reference: Sequence[Any], encoder: "ClipEncoder") -> list[float]:
@@ -196,7 +191,37 @@ def _batches(items: Sequence[Any], size: int, *, unit: str):
             bar.update(len(items[start:start + size]))
 
 
-class OpenClipEncoder:
+class _Batched:
+    """What both backends share: ``batch_size`` items per forward pass (with a progress bar), CLIP
+    preprocessing in numpy, no gradients, float32 rows. A backend adds ``load`` (setting
+    ``_model`` and ``_prep``), ``_image_features(pixels)`` and ``_text_features(texts)``."""
+
+    batch_size: int
+    device: str
+
+    def encode_images(self, images: Sequence[Any]) -> np.ndarray:
+        import torch
+
+        self.load()
+        rows = []
+        for chunk in _batches(list(images), self.batch_size, unit="image"):
+            pixels = torch.from_numpy(np.stack([preprocess_image(_open(x), **self._prep) for x in chunk]))
+            with torch.no_grad():
+                rows.append(self._image_features(pixels.to(self.device)).float().cpu().numpy())
+        return np.concatenate(rows)
+
+    def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
+        import torch
+
+        self.load()
+        rows = []
+        for chunk in _batches(list(texts), self.batch_size, unit="text"):
+            with torch.no_grad():
+                rows.append(self._text_features(list(chunk)).float().cpu().numpy())
+        return np.concatenate(rows)
+
+
+class OpenClipEncoder(_Batched):
     """open_clip model from a local ``pretrained`` file (``open_clip.create_model_and_transforms``).
 
     ``model_config`` (optional): a JSON model config (or a folder of them) registered with
@@ -240,26 +265,12 @@ class OpenClipEncoder:
         self._model = model
         self._logit_scale = float(model.logit_scale.exp().item())
 
-    def encode_images(self, images: Sequence[Any]) -> np.ndarray:
-        import torch
+    def _image_features(self, pixels):
+        return self._model.encode_image(pixels)
 
-        self.load()
-        rows = []
-        for chunk in _batches(list(images), self.batch_size, unit="image"):
-            pixels = torch.from_numpy(np.stack([preprocess_image(_open(x), **self._prep) for x in chunk]))
-            with torch.no_grad():
-                rows.append(self._model.encode_image(pixels.to(self.device)).float().cpu().numpy())
-        return np.concatenate(rows)
-
-    def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
-        import torch
-
-        self.load()
-        rows = []
-        for chunk in _batches(list(texts), self.batch_size, unit="text"):
-            with torch.no_grad():  # the tokenizer truncates to the context length (77)
-                rows.append(self._model.encode_text(self._tokenizer(list(chunk)).to(self.device)).float().cpu().numpy())
-        return np.concatenate(rows)
+    def _text_features(self, texts: list[str]):
+        # the tokenizer truncates to the context length (77)
+        return self._model.encode_text(self._tokenizer(texts).to(self.device))
 
     def provenance(self) -> Mapping[str, Any]:
         info = {"backend": "open_clip", "model_id": self.model_id, "arch": self.arch, "pretrained": self.pretrained}
@@ -270,7 +281,7 @@ class OpenClipEncoder:
         return info
 
 
-class HFClipEncoder:
+class HFClipEncoder(_Batched):
     """transformers ``CLIPModel`` + its tokenizer and ``preprocessor_config.json`` from ``path``."""
 
     def __init__(self, *, path: str, device: str = "cpu", batch_size: int = 32, max_length: int = 77) -> None:
@@ -309,31 +320,13 @@ class HFClipEncoder:
         # transformers < 5 returns a tensor; newer versions a model output with pooler_output
         return out if hasattr(out, "float") else out.pooler_output
 
-    def encode_images(self, images: Sequence[Any]) -> np.ndarray:
-        import torch
+    def _image_features(self, pixels):
+        return self._tensor(self._model.get_image_features(pixel_values=pixels))
 
-        self.load()
-        rows = []
-        for chunk in _batches(list(images), self.batch_size, unit="image"):
-            pixels = torch.from_numpy(np.stack([preprocess_image(_open(x), **self._prep) for x in chunk]))
-            with torch.no_grad():
-                out = self._model.get_image_features(pixel_values=pixels.to(self.device))
-            rows.append(self._tensor(out).float().cpu().numpy())
-        return np.concatenate(rows)
-
-    def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
-        import torch
-
-        self.load()
-        rows = []
-        for chunk in _batches(list(texts), self.batch_size, unit="text"):
-            tokens = self._tokenizer(list(chunk), padding=True, truncation=True, max_length=self.max_length,
-                                     return_tensors="pt")
-            with torch.no_grad():
-                out = self._model.get_text_features(input_ids=tokens["input_ids"].to(self.device),
-                                                    attention_mask=tokens["attention_mask"].to(self.device))
-            rows.append(self._tensor(out).float().cpu().numpy())
-        return np.concatenate(rows)
+    def _text_features(self, texts: list[str]):
+        tokens = self._tokenizer(texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
+        return self._tensor(self._model.get_text_features(input_ids=tokens["input_ids"].to(self.device),
+                                                          attention_mask=tokens["attention_mask"].to(self.device)))
 
     def provenance(self) -> Mapping[str, Any]:
         info = {"backend": "transformers", "model_id": self.model_id, "path": self.path}

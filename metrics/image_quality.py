@@ -38,8 +38,10 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from mio_eval.errors import ConfigError, MediaError
-from mio_eval.media import read_video_frames  # noqa: F401 - re-exported
+from mio_eval.errors import ConfigError
+from mio_eval.keyframes import scene_changes
+from mio_eval.media import load_image, read_video_frames  # noqa: F401 - re-exported
+from mio_eval.media import uniform_indices as _uniform
 from mio_eval.metrics.base import MetricResult
 
 __all__ = [
@@ -67,20 +69,8 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-def load_rgb(image):
-    """A PIL RGB image from a path or a PIL image; unreadable files raise MediaError."""
-    from PIL import Image, UnidentifiedImageError
-
-    if isinstance(image, Image.Image):
-        return image.convert("RGB")
-    path = Path(image)
-    if not path.is_file():
-        raise MediaError(f"image not found: {path}")
-    try:
-        with Image.open(path) as opened:
-            return opened.convert("RGB")
-    except (UnidentifiedImageError, OSError) as exc:
-        raise MediaError(f"cannot read image {path}: {' '.join(str(exc).split())}") from None
+# The name tasks/mme_unify.py imports; the loader itself is mio_eval.media.load_image.
+load_rgb = load_image
 
 
 def _to_float_tensor(image):
@@ -98,7 +88,7 @@ def resize_pair(generated, reference, *, mode: str = "reference") -> tuple[np.nd
     """
     from PIL import Image
 
-    gen, ref = load_rgb(generated), load_rgb(reference)
+    gen, ref = load_image(generated), load_image(reference)
     if mode == "reference":
         if gen.size != ref.size:
             gen = gen.resize(ref.size, Image.BILINEAR)
@@ -241,7 +231,7 @@ class ResNet50Features:
         mean, std = np.asarray(IMAGENET_MEAN, np.float32), np.asarray(IMAGENET_STD, np.float32)
         feats = []
         for start in range(0, len(frames), self.batch_size):
-            batch = [((np.asarray(load_rgb(f).resize((224, 224), Image.BILINEAR), np.float32) / np.float32(255.0)
+            batch = [((np.asarray(load_image(f).resize((224, 224), Image.BILINEAR), np.float32) / np.float32(255.0)
                        - mean) / std).transpose(2, 0, 1) for f in frames[start:start + self.batch_size]]
             with torch.no_grad():
                 out = self._model(torch.from_numpy(np.stack(batch)).to(self.device))
@@ -259,29 +249,18 @@ class ResNet50Features:
 def uniform_indices(total: int, n: int) -> list[int]:
     """``np.linspace(0, total - 1, n, dtype=int)``, each frame once (the reference reads frames
     sequentially and keeps those whose index is in the list, so duplicates collapse)."""
-    return sorted(set(np.linspace(0, total - 1, n, dtype=int).tolist()))
-
-
-def _grey(frame) -> np.ndarray:
-    # OpenCV's BGR2GRAY weights (0.299 R + 0.587 G + 0.114 B), rounded to uint8
-    rgb = np.asarray(frame, dtype=np.float64)
-    return np.rint(rgb @ np.array([0.299, 0.587, 0.114])).astype(np.int16)
+    return sorted(set(_uniform(total, n, rounding="floor")))
 
 
 def keyframe_indices(frames: Sequence[Any], *, num_frames: int = 16, min_scene_change: float = 20.0) -> list[int]:
     """The reference's ``extract_keyframes``: frame 0 plus every frame whose mean absolute grey
     difference to the previous frame exceeds ``min_scene_change``; fewer than ``num_frames`` ->
     ``num_frames`` uniform indices instead; more -> ``num_frames`` evenly chosen among them."""
-    keys, prev = [], None
-    for i, frame in enumerate(frames):
-        grey = _grey(frame)
-        if prev is None or float(np.mean(np.abs(grey - prev))) > min_scene_change:
-            keys.append(i)
-        prev = grey
+    keys, count = scene_changes(frames, threshold=min_scene_change)
     if len(keys) < num_frames:
-        return uniform_indices(len(frames), num_frames)
+        return uniform_indices(count, num_frames)
     if len(keys) > num_frames:
-        return [keys[i] for i in np.linspace(0, len(keys) - 1, num_frames, dtype=int)]
+        return [keys[i] for i in _uniform(len(keys), num_frames, rounding="floor")]
     return keys
 
 

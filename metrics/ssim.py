@@ -73,9 +73,9 @@ def _as_image(value: Any, color: str):
     if isinstance(value, Image.Image):
         image = value
     else:
-        from mio_eval.metrics.image_quality import load_rgb
+        from mio_eval.media import load_image
 
-        image = load_rgb(value)
+        image = load_image(value)
     return image.convert("L" if color == "gray" else "RGB")
 
 

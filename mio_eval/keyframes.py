@@ -28,17 +28,13 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from mio_eval.errors import MediaError
+from mio_eval.media import stride_indices, uniform_indices, video_frames
 
 __all__ = ["CONTENT_DETECTOR_DEFAULTS", "pyscenedetect_keyframes", "approx_keyframes", "frames_at", "iter_frames",
-           "stride_indices", "thin"]
+           "stride_indices", "thin", "scene_changes", "scene_keyframes", "VIDEO_FRAME_MODES", "select_video_frames"]
 
 # PySceneDetect ContentDetector defaults, as MIO calls it (``ContentDetector()``).
 CONTENT_DETECTOR_DEFAULTS = {"threshold": 27.0, "min_scene_len": 15}
-
-
-def stride_indices(total: int) -> list[int]:
-    """MIO's uniform fallback: every ``max(1, total // 10)``-th frame (about 10, sometimes 11)."""
-    return list(range(0, total, max(1, total // 10)))
 
 
 def thin(indices: Sequence[int], max_frames: int | None) -> list[int]:
@@ -46,7 +42,7 @@ def thin(indices: Sequence[int], max_frames: int | None) -> list[int]:
     indices = list(indices)
     if max_frames is None or len(indices) <= max_frames:
         return indices
-    return [indices[i] for i in np.linspace(0, len(indices) - 1, max_frames).round().astype(int)]
+    return [indices[i] for i in uniform_indices(len(indices), max_frames)]
 
 
 def _open(path: Path):
@@ -140,17 +136,24 @@ def _grey(frame: np.ndarray) -> np.ndarray:
     return np.rint(np.asarray(frame, dtype=np.float64) @ np.array([0.299, 0.587, 0.114])).astype(np.int16)
 
 
-def approx_keyframes(frames, *, threshold: float | None = None, max_frames: int | None = 10) -> list[int]:
-    """The labelled approximation: frame 0 plus each frame whose mean absolute grey difference to
-    the previous frame exceeds ``threshold`` (default 20); one scene only -> MIO's stride fallback.
-    ``frames`` is any iterable of RGB arrays / PIL images (a generator keeps memory flat)."""
-    threshold = 20.0 if threshold is None else float(threshold)
+def scene_changes(frames, *, threshold: float) -> tuple[list[int], int]:
+    """``(scene starts, frame count)``: frame 0 plus each frame whose mean absolute grey difference
+    to the previous frame exceeds ``threshold``. Shared by the approximation below and MME-Unify's
+    ``extract_keyframes`` (``mio_eval.metrics.image_quality.keyframe_indices``)."""
     keys, prev, count = [], None, 0
     for i, frame in enumerate(frames):
         grey = _grey(frame)
         if prev is None or float(np.mean(np.abs(grey - prev))) > threshold:
             keys.append(i)
         prev, count = grey, i + 1
+    return keys, count
+
+
+def approx_keyframes(frames, *, threshold: float | None = None, max_frames: int | None = 10) -> list[int]:
+    """The labelled approximation: frame 0 plus each frame whose mean absolute grey difference to
+    the previous frame exceeds ``threshold`` (default 20); one scene only -> MIO's stride fallback.
+    ``frames`` is any iterable of RGB arrays / PIL images (a generator keeps memory flat)."""
+    keys, count = scene_changes(frames, threshold=20.0 if threshold is None else float(threshold))
     if count == 0:
         raise MediaError("video has no frames")
     if len(keys) <= 1:
@@ -162,3 +165,30 @@ def approx_keyframes_of(path: str | Path, *, threshold: float | None = None, max
     """:func:`approx_keyframes` over a video file, decoded streaming."""
     return approx_keyframes((frame.to_ndarray(format="rgb24") for _, frame in iter_frames(path)),
                             threshold=threshold, max_frames=max_frames)
+
+
+# The labelled approximation of PySceneDetect under the name the video-QA loader uses.
+scene_keyframes = approx_keyframes
+
+VIDEO_FRAME_MODES = ("uniform", "keyframes", "keyframes_approx", "mio_stride")
+
+
+def select_video_frames(path, *, mode: str, n: int, threshold: float | None = None) -> list:
+    """A video's frames as PIL images, in time order, decoded streaming: ``uniform`` (``n`` evenly
+    spaced), ``keyframes`` (PySceneDetect's ContentDetector as MIO Instruct runs it: the middle
+    frame of each scene, at most ``n``), ``keyframes_approx`` (the labelled grey-difference
+    approximation) or ``mio_stride`` (every ``total // 10``-th frame; MIO Base captioning)."""
+    if mode == "uniform":
+        return video_frames(path, n)
+    if mode not in VIDEO_FRAME_MODES:
+        raise MediaError(f"unknown video frame mode {mode!r}; choose from {', '.join(VIDEO_FRAME_MODES)}")
+    if mode == "keyframes":
+        picks = pyscenedetect_keyframes(path, threshold=threshold, max_frames=n)
+    elif mode == "keyframes_approx":
+        picks = approx_keyframes_of(path, threshold=threshold, max_frames=n)
+    else:
+        total = sum(1 for _ in iter_frames(path))
+        if total == 0:
+            raise MediaError(f"video has no frames: {path}")
+        picks = stride_indices(total)
+    return frames_at(path, picks)

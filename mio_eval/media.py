@@ -21,11 +21,15 @@ import numpy as np
 
 from mio_eval.atomic import atomic_path
 from mio_eval.errors import MediaError
-from mio_eval.keyframes import approx_keyframes, stride_indices
 
-__all__ = ["AUDIO_PROCESSING", "AudioData", "load_audio", "load_image", "resample", "save_audio", "output_path",
-           "video_frames", "read_video_frames", "scene_keyframes", "stride_indices", "VIDEO_FRAME_MODES",
-           "select_video_frames"]
+__all__ = ["CLIP_MEAN", "CLIP_STD", "AUDIO_PROCESSING", "AudioData", "load_audio", "load_image", "resample", "save_audio", "output_path",
+           "video_frames", "read_video_frames", "uniform_indices", "stride_indices", "INDEX_ROUNDING"]
+
+# OpenAI CLIP's pixel Normalize (openai/CLIP ``clip/clip.py`` ``_transform``; open_clip
+# ``OPENAI_DATASET_MEAN`` / ``OPENAI_DATASET_STD``; the clip-vit-* ``preprocessor_config.json``),
+# which SEED's and MIO's image transforms use too. The one home of these numbers.
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 AUDIO_PROCESSING = {
     "decoder": "soundfile (libsndfile); PyAV for formats libsndfile cannot open",
@@ -180,17 +184,36 @@ def output_path(media_dir: str | Path, sample_id: str, suffix: str) -> Path:
     return Path(media_dir) / f"{stem}{suffix}"
 
 
-def load_image(path: str | Path):
-    """An image file as an 8-bit RGB PIL image; MediaError with the reason when it cannot be read.
+def _rgb(image):
+    """An open PIL image as 8-bit RGB: 16-bit and 32-bit grey (``I;16``, ``I``) scaled to 8 bits
+    (PIL's own ``convert`` would clip them to white); other modes through PIL's ``convert``."""
+    from PIL import Image as PILImage
+
+    if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+        array = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if image.mode.startswith("I;16") or array.max() > 255 else 255.0
+        if image.mode == "I" and array.max() > 65535:
+            top = float(2**32 - 1)
+        grey = np.clip(np.rint(array * (255.0 / top)), 0, 255).astype(np.uint8)
+        return PILImage.fromarray(grey, mode="L").convert("RGB")
+    return image.convert("RGB")
+
+
+def load_image(path, *, rgb: bool = True):
+    """An image file (or a PIL image, passed through) as an 8-bit RGB PIL image; MediaError with
+    the reason when it cannot be read. The one image loader: tasks, metrics and adapters call it.
 
     Conversions, each a valid format rather than an error: 16-bit and 32-bit grey (``I;16``,
     ``I``) are scaled to 8 bits (PIL's own ``convert`` would clip them to white); CMYK, palette,
     grey, and alpha images go through PIL's conversion (alpha dropped, not composited). A
-    truncated or undecodable file is an error (PIL is told not to pad truncated images)."""
-    import numpy as np
+    truncated or undecodable file is an error (PIL is told not to pad truncated images).
+    ``rgb=False`` returns the decoded image in its own mode (a loaded copy): CLIP preprocessing
+    converts only after cropping, as open_clip's ``MaybeConvertMode`` does."""
     from PIL import Image as PILImage
     from PIL import ImageFile
 
+    if isinstance(path, PILImage.Image):
+        return _rgb(path) if rgb else path
     path = Path(path)
     if not path.is_file():
         raise MediaError(f"image file not found: {path}")
@@ -200,23 +223,42 @@ def load_image(path: str | Path):
     try:
         with PILImage.open(path) as image:
             image.load()
-            if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
-                array = np.asarray(image, dtype=np.float64)
-                top = 65535.0 if image.mode.startswith("I;16") or array.max() > 255 else 255.0
-                if image.mode == "I" and array.max() > 65535:
-                    top = float(2**32 - 1)
-                grey = np.clip(np.rint(array * (255.0 / top)), 0, 255).astype(np.uint8)
-                return PILImage.fromarray(grey, mode="L").convert("RGB")
-            return image.convert("RGB")
+            return _rgb(image) if rgb else image.copy()
     except Exception as exc:  # PIL raises UnidentifiedImageError, OSError, SyntaxError, ...
         raise MediaError(f"cannot decode image {path.name}: {' '.join(str(exc).split())}") from None
+
+
+INDEX_ROUNDING = ("nearest", "floor")
+
+
+def uniform_indices(total: int, n: int, *, rounding: str = "nearest") -> list[int]:
+    """``n`` evenly spaced indices into ``total`` items (frames, or keyframes to thin): the
+    positions ``linspace(0, total - 1, n)``, ``rounding="nearest"`` rounded half to even (numpy
+    ``round``; Video-LLaVA / SEED-Bench style uniform sampling), ``"floor"`` truncated
+    (``np.linspace(..., dtype=int)``, as MME-Unify's ``extract_keyframes``). Repeats when
+    ``total < n``; first and last always kept.
+
+    >>> uniform_indices(10, 4), uniform_indices(10, 4, rounding="floor"), uniform_indices(2, 3)
+    ([0, 3, 6, 9], [0, 3, 6, 9], [0, 0, 1])
+    >>> uniform_indices(8, 3), uniform_indices(8, 3, rounding="floor")
+    ([0, 4, 7], [0, 3, 7])
+    """
+    if rounding == "nearest":
+        return np.linspace(0, total - 1, n).round().astype(int).tolist()
+    if rounding == "floor":
+        return np.linspace(0, total - 1, n, dtype=int).tolist()
+    raise ValueError(f"rounding must be one of {', '.join(INDEX_ROUNDING)}, got {rounding!r}")
+
+
+def stride_indices(total: int) -> list[int]:
+    """MIO's uniform fallback: every ``max(1, total // 10)``-th frame (about 10, sometimes 11)."""
+    return list(range(0, total, max(1, total // 10)))
 
 
 def video_frames(path: str | Path, n: int) -> list:
     """``n`` RGB PIL frames at ``linspace(0, frames - 1, n)`` rounded (repeats when the clip is
     shorter than ``n`` frames); MediaError when the file cannot be decoded."""
     import av
-    import numpy as np
 
     path = Path(path)
     if not path.is_file():
@@ -247,7 +289,7 @@ def video_frames(path: str | Path, n: int) -> list:
         for _ in range(2):  # a second pass when the header over-counts frames
             if total <= 0:
                 raise MediaError(f"video has no frames: {path}")
-            indices = np.linspace(0, total - 1, n).round().astype(int).tolist()
+            indices = uniform_indices(total, n)
             count, kept, _ = decode(set(indices))
             if all(i in kept for i in indices):
                 return [kept[i] for i in indices]
@@ -274,37 +316,3 @@ def read_video_frames(path) -> list:
     if not frames:
         raise MediaError(f"video has no frames: {path}")
     return frames
-
-
-# Keyframes live in mio_eval.keyframes (PySceneDetect as MIO, and the labelled approximation);
-# these names stay importable from here.
-def scene_keyframes(frames, *, threshold: float = 20.0, max_frames: int = 10) -> list[int]:
-    """The labelled approximation of PySceneDetect (``keyframes_approx``): see
-    :func:`mio_eval.keyframes.approx_keyframes`."""
-    return approx_keyframes(frames, threshold=threshold, max_frames=max_frames)
-
-
-VIDEO_FRAME_MODES = ("uniform", "keyframes", "keyframes_approx", "mio_stride")
-
-
-def select_video_frames(path, *, mode: str, n: int, threshold: float | None = None) -> list:
-    """A video's frames as PIL images, in time order, decoded streaming: ``uniform`` (``n`` evenly
-    spaced), ``keyframes`` (PySceneDetect's ContentDetector as MIO Instruct runs it: the middle
-    frame of each scene, at most ``n``), ``keyframes_approx`` (the labelled grey-difference
-    approximation) or ``mio_stride`` (every ``total // 10``-th frame; MIO Base captioning)."""
-    from mio_eval.keyframes import approx_keyframes_of, frames_at, iter_frames, pyscenedetect_keyframes
-
-    if mode == "uniform":
-        return video_frames(path, n)
-    if mode not in VIDEO_FRAME_MODES:
-        raise MediaError(f"unknown video frame mode {mode!r}; choose from {', '.join(VIDEO_FRAME_MODES)}")
-    if mode == "keyframes":
-        picks = pyscenedetect_keyframes(path, threshold=threshold, max_frames=n)
-    elif mode == "keyframes_approx":
-        picks = approx_keyframes_of(path, threshold=threshold, max_frames=n)
-    else:
-        total = sum(1 for _ in iter_frames(path))
-        if total == 0:
-            raise MediaError(f"video has no frames: {path}")
-        picks = stride_indices(total)
-    return frames_at(path, picks)

@@ -37,6 +37,21 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)
 
 
+def _label(ax, *, xlabel: str | None, ylabel: str, title: str) -> None:
+    if xlabel:
+        ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7)
+
+
+def _save(plt, fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
 def per_sample_values(run: RunResult, metric: str) -> list[float]:
     """The per-sample values behind ``metric`` (see the module docstring); [] when unknown."""
     entry = run.metrics.get(metric)
@@ -87,10 +102,7 @@ def heatmap(runs: Sequence[RunResult], path: Path) -> Path | None:
         for j in range(len(tasks)):
             ax.text(j, i, labels[i][j], ha="center", va="center", fontsize=8)
     ax.set_title("model × task\n(colour: rank in the metric's direction; * limited run)", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def distributions(runs: Sequence[RunResult], out: Path) -> list[Path]:
@@ -113,15 +125,8 @@ def distributions(runs: Sequence[RunResult], out: Path) -> list[Path]:
         for model, values in series:
             ax.hist(values, bins=min(30, max(5, len(values) // 2)), range=(low, high), alpha=0.5,
                     label=f"{model} (n={len(values)})")
-        ax.set_xlabel(f"per-sample {metric}")
-        ax.set_ylabel("samples")
-        ax.set_title(f"{task}: score distribution", fontsize=9)
-        ax.legend(fontsize=7)
-        fig.tight_layout()
-        path = out / f"dist_{_slug(task)}.png"
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-        written.append(path)
+        _label(ax, xlabel=f"per-sample {metric}", ylabel="samples", title=f"{task}: score distribution")
+        written.append(_save(plt, fig, out / f"dist_{_slug(task)}.png"))
     return written
 
 
@@ -154,15 +159,8 @@ def wer_by_length(runs: Sequence[RunResult], out: Path, *, bins: Sequence[int] =
                 wer = np.where(words > 0, 100.0 * edits / words, np.nan)
             ax.bar(np.arange(len(names)) + k * width, wer, width=width, label=run.model)
         ax.set_xticks(np.arange(len(names)) + 0.4 - width / 2, names)
-        ax.set_xlabel("reference length (words)")
-        ax.set_ylabel("corpus WER (%)")
-        ax.set_title(f"{task}: WER by utterance length", fontsize=9)
-        ax.legend(fontsize=7)
-        fig.tight_layout()
-        path = out / f"wer_by_length_{_slug(task)}.png"
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-        written.append(path)
+        _label(ax, xlabel="reference length (words)", ylabel="corpus WER (%)", title=f"{task}: WER by utterance length")
+        written.append(_save(plt, fig, out / f"wer_by_length_{_slug(task)}.png"))
     return written
 
 
@@ -210,14 +208,8 @@ def by_type(runs: Sequence[RunResult], out: Path) -> list[Path]:
                 ax.bar(np.arange(len(keys)) + m * width, [t.get(kind, {}).get(k, np.nan) for k in keys], width=width,
                        label=model)
             ax.set_xticks(np.arange(len(keys)) + 0.4 - width / 2, keys, fontsize=7, rotation=20, ha="right")
-            ax.set_ylabel("accuracy (%)")
-            ax.set_title(f"{task}: {kind}", fontsize=9)
-            ax.legend(fontsize=7)
-        fig.tight_layout()
-        path = out / f"by_type_{_slug(task)}.png"
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-        written.append(path)
+            _label(ax, xlabel=None, ylabel="accuracy (%)", title=f"{task}: {kind}")
+        written.append(_save(plt, fig, out / f"by_type_{_slug(task)}.png"))
     return written
 
 

@@ -12,7 +12,7 @@ from PIL import Image as PILImage
 
 from mio_eval.errors import MediaError
 from mio_eval.keyframes import approx_keyframes, approx_keyframes_of, frames_at, pyscenedetect_keyframes, thin
-from mio_eval.media import select_video_frames
+from mio_eval.keyframes import select_video_frames
 from mio_eval.tasks.loaders.video_qa import VideoQALoader, extract_video_frames
 from helpers import grey_frames, write_video
 

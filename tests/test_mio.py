@@ -543,7 +543,8 @@ def test_mmlu_by_loglikelihood_end_to_end(tiny_mio, tmp_path):
 def test_video_frame_modes_keyframes_and_mio_stride(mio, tmp_path):
     """Instruct MIO takes one frame per scene, Base captioning every total//10-th frame; the number
     of image blocks in the prompt follows the frames actually taken."""
-    from mio_eval.media import read_video_frames, scene_keyframes
+    from mio_eval.keyframes import scene_keyframes
+    from mio_eval.media import read_video_frames
 
     clip = tmp_path / "scenes.mp4"
     # three scenes of 16 frames (PySceneDetect's ContentDetector ignores scenes under 15 frames, as MIO runs it)

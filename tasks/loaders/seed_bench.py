@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from mio_eval.errors import ConfigError, MediaError
+from mio_eval.media import uniform_indices
 from mio_eval.tasks.loaders._data import data_not_found, entry_field, entry_id, malformed_entry
 from mio_eval.tasks.loaders._images import (IMAGE_SUFFIXES, check_files, check_size, hf_cache_dir,
                                             materialize_image, read_json)
@@ -78,7 +79,6 @@ def extract_frames(path: str | Path, n: int, *, start_s: float | None = None, en
     passes (count, then convert the chosen ones) keep memory flat on long videos. MediaError when
     the file cannot be decoded or the range holds no frame."""
     import av
-    import numpy as np
 
     path = Path(path)
     if not path.is_file():
@@ -103,7 +103,7 @@ def extract_frames(path: str | Path, n: int, *, start_s: float | None = None, en
         total = sum(1 for _ in frames_in_range())
         if total == 0:
             raise MediaError(f"no frames in {path.name} between {start_s} s and {end_s} s")
-        wanted = np.linspace(0, total - 1, n).round().astype(int).tolist()
+        wanted = uniform_indices(total, n)
         kept = {}
         for index, frame in enumerate(frames_in_range()):
             if index in wanted:

@@ -43,13 +43,11 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from mio_eval.atomic import atomic_path
 from mio_eval.errors import ConfigError, MediaError
 from mio_eval.jsonl import read_lines
-from mio_eval.keyframes import approx_keyframes_of, frames_at, iter_frames, pyscenedetect_keyframes
-from mio_eval.media import scene_keyframes, stride_indices
+from mio_eval.keyframes import approx_keyframes_of, frames_at, iter_frames, pyscenedetect_keyframes, scene_keyframes
+from mio_eval.media import stride_indices, uniform_indices
 from mio_eval.tasks.loaders._data import data_not_found
 from mio_eval.tasks.loaders._images import check_size, read_json
 from mio_eval.tasks.loaders.hf import materialize, read_hf_table
@@ -92,7 +90,7 @@ def read_youtube_mapping(path: str | Path) -> dict[int, str]:
 
 def _indices(total: int, mode: str, num_frames: int) -> list[int]:
     if mode == "uniform":
-        return np.linspace(0, total - 1, num_frames).round().astype(int).tolist()
+        return uniform_indices(total, num_frames)
     return stride_indices(total)  # mio_stride
 
 

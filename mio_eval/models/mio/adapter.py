@@ -37,10 +37,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-import numpy as np
-
 from mio_eval.errors import ConfigError, MediaError
-from mio_eval.media import VIDEO_FRAME_MODES, load_audio, load_image, output_path, save_audio, select_video_frames
+from mio_eval.keyframes import VIDEO_FRAME_MODES, select_video_frames
+from mio_eval.media import load_audio, load_image, output_path, save_audio, uniform_indices
 from mio_eval.models import padded_sdpa
 from mio_eval.models.hf_base import (Decoding, HFAdapter, SampleError, ScoreRow, config_name_or_path, cut_at_stop,
                                      left_pad, score_rows, split_trailing_space)
@@ -186,7 +185,7 @@ class MIOAdapter(HFAdapter):
                      for i, p in enumerate(request.parts) if isinstance(p, Video)}
             if clips:
                 frames = min(len(c) for c in clips.values())
-                clips = {i: [c[k] for k in np.linspace(0, len(c) - 1, frames).round().astype(int)]
+                clips = {i: [c[k] for k in uniform_indices(len(c), frames)]
                          for i, c in clips.items()}
             prompt = mio_prompt(request, variant=self.variant, bos=self.tokenizer.bos_token, video_frames=frames)
             videos = iter(clips[i] for i in sorted(clips))

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from mio_eval.errors import ConfigError
+from mio_eval.media import CLIP_MEAN, CLIP_STD  # re-exported: OpenAI CLIP's Normalize, as SEED and MIO
 
 __all__ = ["SeedConfig", "TINY_SEED_CONFIG", "seed_transform", "SEED_QUANTIZER_FILE", "EVA_VIT_FILE",
            "SEED_CONFIG_FILE", "CLIP_MEAN", "CLIP_STD"]
@@ -21,9 +22,6 @@ __all__ = ["SeedConfig", "TINY_SEED_CONFIG", "seed_transform", "SEED_QUANTIZER_F
 SEED_QUANTIZER_FILE = "seed_quantizer.pt"
 EVA_VIT_FILE = "eva_vit_g.pth"
 SEED_CONFIG_FILE = "seed_config.json"  # only in checkpoints mio_eval builds (tiny configs)
-# OpenAI CLIP's Normalize (openai/CLIP clip/clip.py ``_transform``), as SEED's and MIO's transforms.
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
 @dataclass(frozen=True)
