@@ -193,11 +193,23 @@ def _batches(items: Sequence[Any], size: int, *, unit: str):
 
 class _Batched:
     """What both backends share: ``batch_size`` items per forward pass (with a progress bar), CLIP
-    preprocessing in numpy, no gradients, float32 rows. A backend adds ``load`` (setting
-    ``_model`` and ``_prep``), ``_image_features(pixels)`` and ``_text_features(texts)``."""
+    preprocessing in numpy, no gradients, float32 rows, weights loaded once on first use. A
+    backend adds ``_load`` (setting ``_model`` and ``_prep``), ``_image_features(pixels)`` and
+    ``_text_features(texts)``."""
 
-    batch_size: int
-    device: str
+    def __init__(self, *, model_id: str, device: str, batch_size: int) -> None:
+        self.model_id = model_id
+        self.device = device
+        self.batch_size = int(batch_size)
+        self._model = None
+
+    def load(self) -> None:
+        """Load the weights once (construction stays cheap)."""
+        if self._model is None:
+            self._load()
+
+    def _load(self) -> None:
+        raise NotImplementedError
 
     def encode_images(self, images: Sequence[Any]) -> np.ndarray:
         import torch
@@ -231,17 +243,12 @@ class OpenClipEncoder(_Batched):
 
     def __init__(self, *, arch: str = "ViT-L-14", pretrained: str, model_config: str | None = None,
                  device: str = "cpu", batch_size: int = 32) -> None:
+        super().__init__(model_id=f"open_clip:{arch}", device=device, batch_size=batch_size)
         self.arch = arch
         self.pretrained = str(pretrained)
         self.model_config = model_config
-        self.device = device
-        self.batch_size = int(batch_size)
-        self.model_id = f"open_clip:{arch}"
-        self._model = None
 
-    def load(self) -> None:
-        if self._model is not None:
-            return
+    def _load(self) -> None:
         if not Path(self.pretrained).is_file():
             raise ConfigError(f"CLIP checkpoint not found: {self.pretrained} (open_clip needs a local file here)")
         try:
@@ -285,16 +292,11 @@ class HFClipEncoder(_Batched):
     """transformers ``CLIPModel`` + its tokenizer and ``preprocessor_config.json`` from ``path``."""
 
     def __init__(self, *, path: str, device: str = "cpu", batch_size: int = 32, max_length: int = 77) -> None:
+        super().__init__(model_id=f"hf:{Path(path).name}", device=device, batch_size=batch_size)
         self.path = str(path)
-        self.device = device
-        self.batch_size = int(batch_size)
         self.max_length = int(max_length)
-        self.model_id = f"hf:{Path(self.path).name}"
-        self._model = None
 
-    def load(self) -> None:
-        if self._model is not None:
-            return
+    def _load(self) -> None:
         if not Path(self.path).is_dir():
             raise ConfigError(f"CLIP model directory not found: {self.path} (a local transformers CLIPModel folder)")
         from transformers import AutoTokenizer, CLIPImageProcessor, CLIPModel

@@ -7,7 +7,7 @@ __all__ = ["MioEvalError", "ConfigError", "ErrorBudgetExceeded", "Interrupted", 
 
 
 class MioEvalError(Exception):
-    """Base class; ``exit_code`` is what the CLI exits with."""
+    """Base class; ``exit_code`` is what the CLI exits with (1 unless a subclass says otherwise)."""
 
     exit_code = 1
 
@@ -25,13 +25,9 @@ class StoreError(ConfigError):
 class ErrorBudgetExceeded(MioEvalError):
     """More samples failed than ``runner.max_error_rate`` allows; the run stops, exit code 1."""
 
-    exit_code = 1
-
 
 class StoreWriteError(MioEvalError):
     """Saving results failed (disk full, I/O error); what was saved before stays intact. Exit 1."""
-
-    exit_code = 1
 
 
 class Interrupted(MioEvalError):
@@ -53,5 +49,3 @@ class Terminated(MioEvalError):
 class RunFailed(MioEvalError):
     """The run finished but cannot be trusted: over the error budget after scoring, every sample
     failed, or no metric could be computed. metrics.json is written (flagged); exit code 1."""
-
-    exit_code = 1

@@ -31,7 +31,8 @@ from mio_eval.errors import MediaError
 from mio_eval.media import stride_indices, uniform_indices, video_frames
 
 __all__ = ["CONTENT_DETECTOR_DEFAULTS", "pyscenedetect_keyframes", "approx_keyframes", "frames_at", "iter_frames",
-           "stride_indices", "thin", "scene_changes", "scene_keyframes", "VIDEO_FRAME_MODES", "select_video_frames"]
+           "stride_indices", "thin", "scene_changes", "scene_keyframes", "VIDEO_FRAME_MODES", "frame_indices",
+           "select_video_frames"]
 
 # PySceneDetect ContentDetector defaults, as MIO calls it (``ContentDetector()``).
 CONTENT_DETECTOR_DEFAULTS = {"threshold": 27.0, "min_scene_len": 15}
@@ -173,22 +174,27 @@ scene_keyframes = approx_keyframes
 VIDEO_FRAME_MODES = ("uniform", "keyframes", "keyframes_approx", "mio_stride")
 
 
-def select_video_frames(path, *, mode: str, n: int, threshold: float | None = None) -> list:
-    """A video's frames as PIL images, in time order, decoded streaming: ``uniform`` (``n`` evenly
-    spaced), ``keyframes`` (PySceneDetect's ContentDetector as MIO Instruct runs it: the middle
-    frame of each scene, at most ``n``), ``keyframes_approx`` (the labelled grey-difference
-    approximation) or ``mio_stride`` (every ``total // 10``-th frame; MIO Base captioning)."""
-    if mode == "uniform":
-        return video_frames(path, n)
+def frame_indices(path, *, mode: str, n: int, threshold: float | None = None,
+                  min_scene_len: int | None = None) -> list[int]:
+    """The frame indices a mode keeps, in time order: ``uniform`` (``n`` evenly spaced over the
+    decoded frame count), ``keyframes`` (PySceneDetect, at most ``n``), ``keyframes_approx`` (the
+    labelled approximation, at most ``n``) or ``mio_stride`` (every ``total // 10``-th frame)."""
     if mode not in VIDEO_FRAME_MODES:
         raise MediaError(f"unknown video frame mode {mode!r}; choose from {', '.join(VIDEO_FRAME_MODES)}")
     if mode == "keyframes":
-        picks = pyscenedetect_keyframes(path, threshold=threshold, max_frames=n)
-    elif mode == "keyframes_approx":
-        picks = approx_keyframes_of(path, threshold=threshold, max_frames=n)
-    else:
-        total = sum(1 for _ in iter_frames(path))
-        if total == 0:
-            raise MediaError(f"video has no frames: {path}")
-        picks = stride_indices(total)
-    return frames_at(path, picks)
+        return pyscenedetect_keyframes(path, threshold=threshold, min_scene_len=min_scene_len, max_frames=n)
+    if mode == "keyframes_approx":
+        return approx_keyframes_of(path, threshold=threshold, max_frames=n)
+    total = sum(1 for _ in iter_frames(path))
+    if total == 0:
+        raise MediaError(f"video has no frames: {path}")
+    return uniform_indices(total, n) if mode == "uniform" else stride_indices(total)
+
+
+def select_video_frames(path, *, mode: str, n: int, threshold: float | None = None) -> list:
+    """A video's frames as PIL images, in time order, decoded streaming (see ``frame_indices``;
+    ``uniform`` reads the frame count from the header when the container has it: MIO Instruct's
+    keyframes, its Base captioning stride, or ``n`` evenly spaced frames)."""
+    if mode == "uniform":
+        return video_frames(path, n)
+    return frames_at(path, frame_indices(path, mode=mode, n=n, threshold=threshold))

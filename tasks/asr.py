@@ -12,17 +12,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Mapping, Sequence
 
-from mio_eval.generation import generation_settings
-from mio_eval.metrics.normalizers import get_normalizer
 from mio_eval.metrics.wer import WER_MODES
 from mio_eval.tasks.base import Generated, InvalidOutput, ScoreReport, describe_output
-from mio_eval.tasks.speech import WerScorer, audio_request, check_wer_modes
-from mio_eval.types import Modality, Output, Request, Sample
+from mio_eval.tasks.speech import SpokenInputTask, WerScorer
+from mio_eval.types import Modality, Output, Sample
 
 __all__ = ["ASRTask"]
 
 
-class ASRTask:
+class ASRTask(SpokenInputTask):
+    kind = "asr"
     output_modality = Modality.TEXT
     scoring_keys: ClassVar[tuple[str, ...]] = ("normalizer", "wer_modes")
 
@@ -35,23 +34,9 @@ class ASRTask:
         generation: Mapping[str, Any] | None = None,
         normalizer: str = "whisper_en",
         wer_modes: Sequence[str] = WER_MODES,
-    ) -> None:
-        self.name = name
-        self.loader = loader
-        self.prompt = prompt or None
-        self.generation = generation_settings(generation)
-        get_normalizer(normalizer)
-        self.normalizer = normalizer
-        self.wer_modes = check_wer_modes(wer_modes)
-        # An instruction is a text part: only models that read text can take it (Whisper cannot).
-        self.input_modalities = frozenset({Modality.AUDIO} | ({Modality.TEXT} if self.prompt else set()))
-
-    def samples(self) -> list[Sample]:
-        return self.loader()
-
-    def request(self, sample: Sample) -> Request:
-        return audio_request(sample, self.prompt, output_modality=Modality.TEXT, generation=self.generation,
-                             kind="asr")
+    ) -> None:  # options spelled out (not **kwargs): the signature is the YAML's contract
+        self._spoken_input(name=name, loader=loader, prompt=prompt, generation=generation, normalizer=normalizer,
+                           wer_modes=wer_modes)
 
     def prediction(self, sample: Sample, output: Output) -> str:
         if output.text is None:

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Mapping, Protocol, Sequence
+from typing import Any, Callable, ClassVar, Mapping, Protocol, Sequence
 
+from mio_eval.errors import ConfigError
+from mio_eval.generation import generation_settings
 from mio_eval.metrics.base import MetricResult
 from mio_eval.types import Modality, Output, Request, Sample
 
-__all__ = ["Task", "InvalidOutput", "Generated", "ScoreReport"]
+__all__ = ["Task", "TaskBase", "InvalidOutput", "Generated", "ScoreReport"]
 
 
 class InvalidOutput(ValueError):
@@ -107,3 +109,24 @@ def media_path(output: Output, kind: type, what: str) -> str:
     if not found:
         raise InvalidOutput(f"expected {what}, got {describe_output(output)}")
     return found[0].path
+
+
+class TaskBase:
+    """What a task family's constructor shares, written once: ``name``, the injected ``loader``
+    (``samples()`` calls it), the ``prompt`` template checked for its required placeholders, and
+    the generation settings (validated by ``generation_settings``). A family keeps its own
+    keyword signature (the YAML's contract) and calls ``_task`` from it."""
+
+    def _task(self, *, name: str, loader: Callable[[], list[Sample]], prompt: Any,
+              generation: Mapping[str, Any] | None, placeholders: Sequence[str] = ()) -> None:
+        missing = [p for p in placeholders if "{" + p + "}" not in (prompt or "")]
+        if missing:
+            wanted = " and ".join("{" + p + "}" for p in placeholders)
+            raise ConfigError(f"task {name}: prompt must contain {wanted}, got {prompt!r}")
+        self.name = name
+        self.loader = loader
+        self.prompt = prompt
+        self.generation = generation_settings(generation)
+
+    def samples(self) -> list[Sample]:
+        return self.loader()

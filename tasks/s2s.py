@@ -18,13 +18,12 @@ from pathlib import Path
 from typing import Any, Callable, ClassVar, Mapping, Sequence
 
 from mio_eval.adapter import ModelAdapter
-from mio_eval.generation import generation_settings
 from mio_eval.metrics.base import MetricResult
 from mio_eval.metrics.normalizers import get_normalizer
 from mio_eval.metrics.wer import WER_MODES
 from mio_eval.tasks.base import Generated, ScoreReport, media_path
-from mio_eval.tasks.speech import Transcriber, WerScorer, audio_request, check_wer_modes
-from mio_eval.types import Audio, Modality, Output, Request, Sample
+from mio_eval.tasks.speech import SpokenInputTask, Transcriber, WerScorer
+from mio_eval.types import Audio, Modality, Output, Sample
 
 __all__ = ["SpeechToSpeechTask", "answer_contained"]
 
@@ -35,7 +34,8 @@ def answer_contained(transcript: str, answers: Sequence[str], normalize: Callabl
     return any(f" {normalize(a)} " in heard for a in answers if normalize(a))
 
 
-class SpeechToSpeechTask:
+class SpeechToSpeechTask(SpokenInputTask):
+    kind = "s2s"
     output_modality = Modality.AUDIO
     scoring_keys: ClassVar[tuple[str, ...]] = ("judge", "normalizer", "wer_modes", "judge_batch_size")
 
@@ -50,27 +50,14 @@ class SpeechToSpeechTask:
         normalizer: str = "whisper_en",
         wer_modes: Sequence[str] = WER_MODES,
         judge_batch_size: int = 8,
-    ) -> None:
-        self.name = name
-        self.loader = loader
-        self.prompt = prompt or None
-        self.generation = generation_settings(generation)
-        get_normalizer(normalizer)
-        self.normalizer = normalizer
-        self.wer_modes = check_wer_modes(wer_modes)
+    ) -> None:  # options spelled out (not **kwargs): the signature is the YAML's contract
+        self._spoken_input(name=name, loader=loader, prompt=prompt, generation=generation, normalizer=normalizer,
+                           wer_modes=wer_modes)
         self.judge = judge
         self.transcriber = Transcriber(judge, batch_size=judge_batch_size, role="judge")
-        self.input_modalities = frozenset({Modality.AUDIO} | ({Modality.TEXT} if self.prompt else set()))
-
-    def samples(self) -> list[Sample]:
-        return self.loader()
 
     def preflight(self) -> None:
         self.transcriber.preflight()
-
-    def request(self, sample: Sample) -> Request:
-        return audio_request(sample, self.prompt, output_modality=Modality.AUDIO, generation=self.generation,
-                             kind="s2s")
 
     def prediction(self, sample: Sample, output: Output) -> str:
         return media_path(output, Audio, "a spoken answer")

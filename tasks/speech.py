@@ -10,7 +10,7 @@ utterance so a corpus number can be recomputed or re-aggregated from ``scores.js
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, ClassVar, Mapping, Sequence
 
 from mio_eval.adapter import ModelAdapter, check_capabilities
 from mio_eval.batching import generate_batches
@@ -19,9 +19,10 @@ from mio_eval.metrics.base import MetricResult
 from mio_eval.metrics.normalizers import get_normalizer
 from mio_eval.metrics.wer import WER_MODES, WerCounts, WordErrorRate
 from mio_eval.progress import progress
+from mio_eval.tasks.base import TaskBase
 from mio_eval.types import Audio, Modality, Output, Request, Sample, Text
 
-__all__ = ["Transcriber", "WerScorer", "audio_request", "check_wer_modes"]
+__all__ = ["SpokenInputTask", "Transcriber", "WerScorer", "audio_request", "check_wer_modes"]
 
 
 def audio_request(sample: Sample, prompt: str | None, *, output_modality: Modality,
@@ -39,6 +40,29 @@ def check_wer_modes(modes: Sequence[str]) -> tuple[str, ...]:
     if not modes:
         raise ConfigError("wer_modes is empty; choose from " + ", ".join(WER_MODES))
     return tuple(modes)
+
+
+class SpokenInputTask(TaskBase):
+    """Base of the tasks whose input is a recording (ASR, speech-to-speech): the optional text
+    instruction, the generation settings, the WER normaliser and modes, the input modalities and
+    the request (the recordings, then the instruction). A subclass sets ``kind`` and
+    ``output_modality`` and calls ``_spoken_input`` from its own keyword signature."""
+
+    kind: ClassVar[str]
+    output_modality: ClassVar[Modality]
+
+    def _spoken_input(self, *, name: str, loader: Callable[[], list[Sample]], prompt: str | None,
+                      generation: Mapping[str, Any] | None, normalizer: str, wer_modes: Sequence[str]) -> None:
+        self._task(name=name, loader=loader, prompt=prompt or None, generation=generation)
+        get_normalizer(normalizer)
+        self.normalizer = normalizer
+        self.wer_modes = check_wer_modes(wer_modes)
+        # An instruction is a text part: only models that read text can take it (Whisper cannot).
+        self.input_modalities = frozenset({Modality.AUDIO} | ({Modality.TEXT} if self.prompt else set()))
+
+    def request(self, sample: Sample) -> Request:
+        return audio_request(sample, self.prompt, output_modality=self.output_modality, generation=self.generation,
+                             kind=self.kind)
 
 
 class Transcriber:

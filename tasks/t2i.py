@@ -45,9 +45,8 @@ import numpy as np
 
 from mio_eval.atomic import atomic_path
 from mio_eval.errors import ConfigError, MediaError
-from mio_eval.generation import generation_settings
 from mio_eval.metrics.base import MetricResult
-from mio_eval.tasks.base import Generated, InvalidOutput, ScoreReport, media_path
+from mio_eval.tasks.base import Generated, InvalidOutput, ScoreReport, TaskBase, media_path
 from mio_eval.types import Image, Modality, Output, Request, Sample, Text
 
 __all__ = ["CaptionToImageSamples", "TextToImageTask", "CAPTION_POLICIES", "png_copy", "image_clip_scores"]
@@ -164,7 +163,7 @@ def split_record(samples: Sequence[Sample]) -> tuple[list[dict[str, Any]], str]:
     return rows, hashlib.sha256(key.encode()).hexdigest()
 
 
-class TextToImageTask:
+class TextToImageTask(TaskBase):
     """Caption -> image; CLIP-I / CLIP-T (both variants) / SSIM / optional aesthetics."""
 
     output_modality = Modality.IMAGE
@@ -178,12 +177,7 @@ class TextToImageTask:
                  record_split: bool = True) -> None:
         from mio_eval.metrics.ssim import SSIM
 
-        if "{caption}" not in prompt:
-            raise ConfigError(f"task {name}: prompt must contain {{caption}}, got {prompt!r}")
-        self.name = name
-        self.loader = loader
-        self.prompt = prompt
-        self.generation = generation_settings(generation)
+        self._task(name=name, loader=loader, prompt=prompt, generation=generation, placeholders=("caption",))
         self.clip = clip
         self.ssim_variant, self.ssim_color = ssim_variant, ssim_color
         self._ssim = SSIM(variant=ssim_variant, color=ssim_color)  # validates the options

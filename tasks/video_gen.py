@@ -27,9 +27,8 @@ import numpy as np
 
 from mio_eval.atomic import atomic_path
 from mio_eval.errors import ConfigError, MediaError
-from mio_eval.generation import generation_settings
 from mio_eval.metrics.base import MetricResult
-from mio_eval.tasks.base import Generated, InvalidOutput, ScoreReport
+from mio_eval.tasks.base import Generated, InvalidOutput, ScoreReport, TaskBase
 from mio_eval.types import Image, Modality, Output, Request, Sample, Text, Video
 
 __all__ = ["VideoGenerationTask", "write_mp4"]
@@ -67,7 +66,7 @@ def write_mp4(frames: Sequence[Any], path: str | Path, *, fps: int = 8, codec: s
     return path
 
 
-class VideoGenerationTask:
+class VideoGenerationTask(TaskBase):
     """Caption -> video (frames); per-frame CLIP-T and frame consistency."""
 
     input_modalities = frozenset({Modality.TEXT})
@@ -78,12 +77,7 @@ class VideoGenerationTask:
                  num_frames: int = 16, clip=None) -> None:
         if output not in ("frames", "video"):
             raise ConfigError(f"task {name}: output must be frames or video, got {output!r}")
-        if "{caption}" not in prompt:
-            raise ConfigError(f"task {name}: prompt must contain {{caption}}")
-        self.name = name
-        self.loader = loader
-        self.prompt = prompt
-        self.generation = generation_settings(generation)
+        self._task(name=name, loader=loader, prompt=prompt, generation=generation, placeholders=("caption",))
         self.output = output
         self.output_modality = Modality.IMAGE if output == "frames" else Modality.VIDEO
         self.fps = int(fps)
@@ -94,9 +88,6 @@ class VideoGenerationTask:
         if self.clip is None:
             raise ConfigError(f"task {self.name}: task.clip is required to score")
         self.clip.load()
-
-    def samples(self) -> list[Sample]:
-        return self.loader()
 
     def request(self, sample: Sample) -> Request:
         text = self.prompt.replace("{caption}", sample.metadata["caption"])

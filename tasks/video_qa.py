@@ -44,7 +44,7 @@ from mio_eval.generation import generation_settings
 from mio_eval.metrics.base import MetricResult
 from mio_eval.metrics.vqa import vqa_normalize
 from mio_eval.progress import progress
-from mio_eval.tasks.base import Generated, InvalidOutput, ScoreReport
+from mio_eval.tasks.base import Generated, InvalidOutput, ScoreReport, TaskBase
 from mio_eval.types import Image, Modality, Output, Request, Sample, Text, Video
 
 __all__ = ["VideoQATask", "exact_match", "parse_judge_reply", "judge_prompt", "MIO_VIDEO_QA_PROMPT",
@@ -122,7 +122,7 @@ def _acc(name: str, values: Sequence[bool], variant: str, **extra: Any) -> Metri
                         provenance=MATCH_VARIANTS[variant], scale=100.0, n=n, extra=extra)
 
 
-class VideoQATask:
+class VideoQATask(TaskBase):
     """Video (frames) + question -> short text answer; exact match, optional judge."""
 
     output_modality = Modality.TEXT
@@ -131,12 +131,7 @@ class VideoQATask:
     def __init__(self, *, name: str, loader: Callable[[], list[Sample]], prompt: str = MIO_VIDEO_QA_PROMPT,
                  generation: Mapping[str, Any] | None = None, judge=None,
                  judge_generation: Mapping[str, Any] | None = None, judge_batch_size: int = 8) -> None:
-        if "{video}" not in prompt or "{question}" not in prompt:
-            raise ConfigError(f"task {name}: prompt needs {{video}} and {{question}}, got {prompt!r}")
-        self.name = name
-        self.loader = loader
-        self.prompt = prompt
-        self.generation = generation_settings(generation)
+        self._task(name=name, loader=loader, prompt=prompt, generation=generation, placeholders=("video", "question"))
         self.judge = judge
         self.judge_generation = generation_settings(judge_generation or {"max_new_tokens": 64, "do_sample": False},
                                                     where="task.judge_generation")
@@ -152,9 +147,6 @@ class VideoQATask:
             if Modality.TEXT not in self.judge.outputs:
                 raise ConfigError(f"task {self.name}: judge {self.judge.name!r} does not write text")
             self.judge.load()
-
-    def samples(self) -> list[Sample]:
-        return self.loader()
 
     def request(self, sample: Sample) -> Request:
         before, after = self.prompt.split("{video}", 1)

@@ -1,6 +1,6 @@
 """What the command-line synthesisers (espeak-ng, CMU Flite) share: one request is one process
 writing a wav atomically under the run's media dir, checked by its header (both tools can exit 0
-without writing audio), and a batch runs its requests in parallel threads."""
+without writing audio), and a batch runs its requests in parallel threads (``CommandLineTTS``)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from typing import Callable, Sequence
 
 from mio_eval.atomic import atomic_path
 from mio_eval.media import output_path
-from mio_eval.types import Audio, Output, Request
+from mio_eval.types import Audio, Modality, Output, Request
 
-__all__ = ["synthesize", "in_parallel"]
+__all__ = ["CommandLineTTS", "synthesize", "in_parallel"]
 
 
 def synthesize(label: str, request: Request, text: str, media_dir: Path, *,
@@ -46,3 +46,32 @@ def in_parallel(speak: Callable[[Request], Output], requests: Sequence[Request],
     """``speak`` each request, ``workers`` processes at a time, outputs in request order."""
     with ThreadPoolExecutor(workers) as pool:
         return list(pool.map(speak, requests))
+
+
+class CommandLineTTS:
+    """Base of a command-line synthesiser adapter: text in, a wav out. A subclass keeps its own
+    keyword signature (the YAML's contract), finds its binary in ``load`` (setting ``_binary`` and
+    ``_version``) and speaks one request in ``_speak(request, media_dir)``; ``generate`` loads on
+    first use and speaks a batch ``workers`` processes at a time."""
+
+    inputs = frozenset({Modality.TEXT})
+    outputs = frozenset({Modality.AUDIO})
+
+    def __init__(self, *, name: str, executable: str, workers: int, timeout_s: float) -> None:
+        self.name = name
+        self.executable = executable
+        self.workers = max(1, int(workers))
+        self.timeout_s = float(timeout_s)
+        self._binary: str | None = None
+        self._version = ""
+
+    def load(self) -> None:
+        raise NotImplementedError
+
+    def _speak(self, request: Request, media_dir: Path) -> Output:
+        raise NotImplementedError
+
+    def generate(self, requests: Sequence[Request], *, media_dir: Path) -> list[Output]:
+        if self._binary is None:
+            self.load()
+        return in_parallel(lambda r: self._speak(r, media_dir), requests, self.workers)

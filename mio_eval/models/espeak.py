@@ -9,20 +9,16 @@ from __future__ import annotations
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
 from mio_eval.errors import ConfigError
-from mio_eval.models.cli_tts import in_parallel, synthesize
-from mio_eval.types import Modality, Output, Request
+from mio_eval.models.cli_tts import CommandLineTTS, synthesize
+from mio_eval.types import Output, Request
 
 __all__ = ["EspeakTTS"]
 
 
-
-class EspeakTTS:
-    inputs = frozenset({Modality.TEXT})
-    outputs = frozenset({Modality.AUDIO})
-
+class EspeakTTS(CommandLineTTS):
     def __init__(
         self,
         *,
@@ -33,16 +29,11 @@ class EspeakTTS:
         pitch: int | None = None,
         workers: int = 2,
         timeout_s: float = 60.0,
-    ) -> None:
-        self.name = name
-        self.executable = executable
+    ) -> None:  # knobs spelled out (not **kwargs): the signature is the YAML's contract
+        super().__init__(name=name, executable=executable, workers=workers, timeout_s=timeout_s)
         self.voice = voice
         self.rate = int(rate)
         self.pitch = pitch
-        self.workers = max(1, int(workers))
-        self.timeout_s = float(timeout_s)
-        self._binary: str | None = None
-        self._version = ""
 
     def load(self) -> None:
         self._binary = shutil.which(self.executable)
@@ -61,11 +52,6 @@ class EspeakTTS:
         text = request.text.strip()
         return synthesize("espeak", request, text, media_dir, command=self._command, stdin=text,
                           timeout_s=self.timeout_s)
-
-    def generate(self, requests: Sequence[Request], *, media_dir: Path) -> list[Output]:
-        if self._binary is None:
-            self.load()
-        return in_parallel(lambda r: self._speak(r, media_dir), requests, self.workers)
 
     def provenance(self) -> Mapping[str, Any]:
         return {"model": "espeak-ng", "version": self._version, "voice": self.voice, "rate": self.rate,

@@ -20,11 +20,11 @@ import hashlib
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
 from mio_eval.errors import ConfigError
-from mio_eval.models.cli_tts import in_parallel, synthesize
-from mio_eval.types import Modality, Output, Request
+from mio_eval.models.cli_tts import CommandLineTTS, synthesize
+from mio_eval.types import Output, Request
 
 __all__ = ["FliteTTS", "flite_voices"]
 
@@ -42,10 +42,7 @@ def _is_file_voice(voice: str) -> bool:
     return "/" in voice or voice.endswith(".flitevox")
 
 
-class FliteTTS:
-    inputs = frozenset({Modality.TEXT})
-    outputs = frozenset({Modality.AUDIO})
-
+class FliteTTS(CommandLineTTS):
     def __init__(
         self,
         *,
@@ -55,17 +52,12 @@ class FliteTTS:
         duration_stretch: float | None = None,
         workers: int = 2,
         timeout_s: float = 60.0,
-    ) -> None:
-        self.name = name
-        self.executable = executable
+    ) -> None:  # knobs spelled out (not **kwargs): the signature is the YAML's contract
+        super().__init__(name=name, executable=executable, workers=workers, timeout_s=timeout_s)
         self.voice = str(voice)
         self.duration_stretch = None if duration_stretch is None else float(duration_stretch)
         if self.duration_stretch is not None and self.duration_stretch <= 0:
             raise ConfigError(f"flite duration_stretch must be > 0, got {duration_stretch}")
-        self.workers = max(1, int(workers))
-        self.timeout_s = float(timeout_s)
-        self._binary: str | None = None
-        self._version = ""
         self._voice_sha256: str | None = None
 
     def load(self) -> None:
@@ -101,11 +93,6 @@ class FliteTTS:
         text = " ".join(request.text.split())
         return synthesize("flite", request, text, media_dir, command=lambda tmp: self._command(text, tmp),
                           stdin=None, timeout_s=self.timeout_s)
-
-    def generate(self, requests: Sequence[Request], *, media_dir: Path) -> list[Output]:
-        if self._binary is None:
-            self.load()
-        return in_parallel(lambda r: self._speak(r, media_dir), requests, self.workers)
 
     def provenance(self) -> Mapping[str, Any]:
         info: dict[str, Any] = {"model": "cmu-flite", "version": self._version, "voice": self.voice,

@@ -112,8 +112,9 @@ def context_length(config: Any, tokenizer: Any = None, override: int | None = No
 
 class HFAdapter:
     """The shell of a transformers adapter: knobs, offline loading, context, digest, provenance
-    basics. Subclasses implement ``load`` (calling ``_check_dir``, ``_pretrained`` /
-    ``_weights`` and ``_loaded``), ``generate`` and ``provenance``."""
+    basics. ``load`` runs once: it checks the model directory, then calls the subclass's ``_load``
+    (which uses ``_pretrained`` / ``_weights`` and ends with ``_loaded``). Subclasses implement
+    ``_load``, ``generate`` and ``provenance``."""
 
     what = "HF model"  # names the model kind in error messages
 
@@ -129,6 +130,15 @@ class HFAdapter:
         self.tokenizer = None
         self.max_length = 0
         self._digest = ""
+
+    def load(self) -> None:
+        if self.model is not None:
+            return
+        self._check_dir()
+        self._load()
+
+    def _load(self) -> None:
+        raise NotImplementedError
 
     def _check_dir(self) -> None:
         checkpoint_dir(self.path, self.what)

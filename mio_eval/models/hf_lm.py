@@ -65,10 +65,7 @@ class HFCausalLM(HFAdapter):
 
     # -- loading --
 
-    def load(self) -> None:
-        if self.model is not None:
-            return
-        self._check_dir()
+    def _load(self) -> None:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         self.tokenizer = self._pretrained(AutoTokenizer)

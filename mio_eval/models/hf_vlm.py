@@ -61,10 +61,7 @@ class HFVisionLM(HFAdapter):
                          trust_remote_code=trust_remote_code)
         self.processor = None
 
-    def load(self) -> None:
-        if self.model is not None:
-            return
-        self._check_dir()
+    def _load(self) -> None:
         import transformers
         from transformers import AutoProcessor
 

@@ -14,7 +14,7 @@ from typing import Any, Iterator
 
 from mio_eval.errors import ConfigError
 
-__all__ = ["data_not_found", "malformed_entry", "entry_field", "entry_id"]
+__all__ = ["data_not_found", "malformed_entry", "entry_field", "entry_id", "text_list"]
 
 # configs/paths/default.yaml: data_dir: ${oc.env:MIO_EVAL_DATA,data}
 _DATA_ENV = "MIO_EVAL_DATA"
@@ -94,3 +94,21 @@ def entry_id(entry: Any, key: str, where: str) -> int:
             raise ConfigError(f"{where}: {key!r} must be an integer id, got {value!r:.60}")
         return int(value)
     return value
+
+
+def text_list(value: Any, where: str, *, field: str, key: str, bad_item: str, nonempty: bool) -> list[str]:
+    """The strings of an annotation list whose items are strings or objects holding one under
+    ``key`` (Karpathy ``sentences[].raw``, VQA ``answers[].answer``). ConfigError
+    ``"<where>: 'field' must be a [non-empty ]list"`` or ``"<where>: <bad_item>: <item>"``;
+    an absent (None) list is ``[]`` unless ``nonempty``."""
+    if value is None and not nonempty:
+        return []
+    if not isinstance(value, list) or (nonempty and not value):
+        raise ConfigError(f"{where}: {field!r} must be a {'non-empty ' if nonempty else ''}list")
+    out = []
+    for item in value:
+        text = item.get(key) if isinstance(item, dict) else item
+        if not isinstance(text, str):
+            raise ConfigError(f"{where}: {bad_item}: {item!r:.80}")
+        out.append(text)
+    return out

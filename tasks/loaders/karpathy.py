@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from mio_eval.errors import ConfigError
-from mio_eval.tasks.loaders._data import data_not_found, entry_field, entry_id
+from mio_eval.tasks.loaders._data import data_not_found, entry_field, entry_id, text_list
 from mio_eval.tasks.loaders._images import (check_files, check_size, hf_cache_dir, materialize_image,
                                             read_json)
 from mio_eval.tasks.loaders.hf import read_hf_table
@@ -45,15 +45,7 @@ KARPATHY_SPLIT_SIZES = {
 
 
 def _raw_sentences(value: Any, where: str) -> list[str]:
-    if not isinstance(value, list) or not value:
-        raise ConfigError(f"{where}: 'sentences' must be a non-empty list")
-    out = []
-    for s in value:
-        raw = s.get("raw") if isinstance(s, dict) else s
-        if not isinstance(raw, str):
-            raise ConfigError(f"{where}: a sentence has no raw text: {s!r:.80}")
-        out.append(raw)
-    return out
+    return text_list(value, where, field="sentences", key="raw", bad_item="a sentence has no raw text", nonempty=True)
 
 
 class KarpathyLoader:

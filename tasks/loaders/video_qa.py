@@ -46,8 +46,7 @@ from typing import Any
 from mio_eval.atomic import atomic_path
 from mio_eval.errors import ConfigError, MediaError
 from mio_eval.jsonl import read_lines
-from mio_eval.keyframes import approx_keyframes_of, frames_at, iter_frames, pyscenedetect_keyframes, scene_keyframes
-from mio_eval.media import stride_indices, uniform_indices
+from mio_eval.keyframes import frame_indices, frames_at, scene_keyframes
 from mio_eval.tasks.loaders._data import data_not_found
 from mio_eval.tasks.loaders._images import check_size, read_json
 from mio_eval.tasks.loaders.hf import materialize, read_hf_table
@@ -88,12 +87,6 @@ def read_youtube_mapping(path: str | Path) -> dict[int, str]:
     return mapping
 
 
-def _indices(total: int, mode: str, num_frames: int) -> list[int]:
-    if mode == "uniform":
-        return uniform_indices(total, num_frames)
-    return stride_indices(total)  # mio_stride
-
-
 def extract_video_frames(path: str | Path, *, mode: str, num_frames: int, scene_threshold: float | None,
                          cache_dir: str | Path, scene_min_len: int | None = None) -> tuple[list[Path], list[int]]:
     """The cached frame files of one clip (extracted on first use) and their frame indices."""
@@ -113,16 +106,7 @@ def extract_video_frames(path: str | Path, *, mode: str, num_frames: int, scene_
             return files, indices
     # Streaming: a first pass finds the indices (scene detection or a frame count), a second
     # decodes and converts only the kept frames. MediaError when undecodable or empty.
-    if mode == "keyframes":
-        indices = pyscenedetect_keyframes(path, threshold=scene_threshold, min_scene_len=scene_min_len,
-                                          max_frames=num_frames)
-    elif mode == "keyframes_approx":
-        indices = approx_keyframes_of(path, threshold=scene_threshold, max_frames=num_frames)
-    else:
-        total = sum(1 for _ in iter_frames(path))
-        if total == 0:
-            raise MediaError(f"video has no frames: {path}")
-        indices = _indices(total, mode, num_frames)
+    indices = frame_indices(path, mode=mode, n=num_frames, threshold=scene_threshold, min_scene_len=scene_min_len)
     frames = frames_at(path, indices)
     folder.mkdir(parents=True, exist_ok=True)
     files = []

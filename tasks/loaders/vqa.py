@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from mio_eval.errors import ConfigError
-from mio_eval.tasks.loaders._data import data_not_found, entry_field, entry_id, malformed_entry
+from mio_eval.tasks.loaders._data import data_not_found, entry_field, entry_id, malformed_entry, text_list
 from mio_eval.tasks.loaders._images import (check_files, check_size, hf_cache_dir, materialize_image,
                                             read_json)
 from mio_eval.tasks.loaders.hf import read_hf_table
@@ -53,17 +53,7 @@ _IMAGE_SPLIT = {"test-dev2015": "test2015", "test2015": "test2015"}
 
 
 def _answer_strings(value: Any, where: str) -> list[str]:
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise ConfigError(f"{where}: 'answers' must be a list")
-    out = []
-    for a in value:
-        text = a.get("answer") if isinstance(a, dict) else a
-        if not isinstance(text, str):
-            raise ConfigError(f"{where}: an answer is not a string: {a!r:.80}")
-        out.append(text)
-    return out
+    return text_list(value, where, field="answers", key="answer", bad_item="an answer is not a string", nonempty=False)
 
 
 def _sample(qid: Any, image_path: Path, question: str, answers: list[str], **metadata: Any) -> Sample:

@@ -119,10 +119,7 @@ class MIOAdapter(HFAdapter):
 
     # -- loading --
 
-    def load(self) -> None:
-        if self.model is not None:
-            return
-        self._check_dir()
+    def _load(self) -> None:
         from transformers import AutoModelForCausalLM, LlamaTokenizer
 
         # the slow sentencepiece tokenizer MIO uses (the fast/5.x one tokenises differently)
