@@ -23,7 +23,7 @@ from mio_eval.atomic import atomic_path
 from mio_eval.errors import MediaError
 
 __all__ = ["CLIP_MEAN", "CLIP_STD", "AUDIO_PROCESSING", "AudioData", "load_audio", "load_image", "resample", "save_audio", "output_path",
-           "video_frames", "read_video_frames", "uniform_indices", "stride_indices", "INDEX_ROUNDING"]
+           "request_audio", "video_frames", "read_video_frames", "uniform_indices", "stride_indices", "INDEX_ROUNDING"]
 
 # OpenAI CLIP's pixel Normalize (openai/CLIP ``clip/clip.py`` ``_transform``; open_clip
 # ``OPENAI_DATASET_MEAN`` / ``OPENAI_DATASET_STD``; the clip-vit-* ``preprocessor_config.json``),
@@ -155,6 +155,17 @@ def load_audio(path: str | Path, *, sample_rate: int | None = None) -> AudioData
     target = sample_rate or rate
     return AudioData(resample(np.ascontiguousarray(mono, dtype=np.float32), rate, target), target, rate, channels,
                      decoder)
+
+
+def request_audio(request, *, label: str, sample_rate: int) -> np.ndarray:
+    """The samples of a request's one recording (an ASR model's input), mono at ``sample_rate``;
+    MediaError ``"<label>: expected one audio part, got N"`` or the file's own reason."""
+    from mio_eval.types import Audio
+
+    audio = [p for p in request.parts if isinstance(p, Audio)]
+    if len(audio) != 1:
+        raise MediaError(f"{label}: expected one audio part, got {len(audio)}")
+    return load_audio(audio[0].path, sample_rate=sample_rate).samples
 
 
 def _one_line(exc: BaseException) -> str:

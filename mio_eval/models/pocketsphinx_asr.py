@@ -19,8 +19,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from mio_eval.errors import MediaError
-from mio_eval.media import load_audio
-from mio_eval.types import Audio, Modality, Output, Request
+from mio_eval.media import request_audio
+from mio_eval.types import Modality, Output, Request
 
 __all__ = ["PocketSphinxASR"]
 
@@ -59,12 +59,8 @@ class PocketSphinxASR:
         self.load()
         outputs = []
         for request in requests:
-            audio = [p for p in request.parts if isinstance(p, Audio)]
-            if len(audio) != 1:
-                outputs.append(Output.failure(f"pocketsphinx: expected one audio part, got {len(audio)}"))
-                continue
             try:
-                samples = load_audio(audio[0].path, sample_rate=RATE).samples
+                samples = request_audio(request, label="pocketsphinx", sample_rate=RATE)
             except MediaError as exc:
                 outputs.append(Output.failure(str(exc)))
                 continue

@@ -22,7 +22,7 @@ from typing import Any, Mapping, Sequence
 
 from mio_eval.checkpoints import checkpoint_dir, weights_digests
 from mio_eval.errors import ConfigError, MediaError
-from mio_eval.media import load_audio
+from mio_eval.media import request_audio
 from mio_eval.models.hf_base import from_pretrained
 from mio_eval.types import Audio, Modality, Output, Request
 
@@ -112,18 +112,15 @@ class Wav2Vec2ASR:
         outputs: list[Output | None] = [None] * len(requests)
         clips: list[tuple[int, Any]] = []
         for i, request in enumerate(requests):
-            audio = [p for p in request.parts if isinstance(p, Audio)]
-            if len(audio) != 1:
-                outputs[i] = Output.failure(f"wav2vec2: expected one audio part, got {len(audio)}")
-                continue
             try:
-                samples = load_audio(audio[0].path, sample_rate=SAMPLE_RATE).samples
+                samples = request_audio(request, label="wav2vec2", sample_rate=SAMPLE_RATE)
             except MediaError as exc:
                 outputs[i] = Output.failure(str(exc))
                 continue
             if self._frames([len(samples)])[0] < 1:  # shorter than one conv window (25 ms)
+                clip = next(p for p in request.parts if isinstance(p, Audio))
                 outputs[i] = Output.failure(f"wav2vec2: audio too short ({len(samples)} samples at 16 kHz) "
-                                            f"for one frame: {Path(audio[0].path).name}")
+                                            f"for one frame: {Path(clip.path).name}")
                 continue
             clips.append((i, samples))
         groups = [clips] if self._batched else [[clip] for clip in clips]

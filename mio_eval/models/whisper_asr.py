@@ -14,8 +14,8 @@ from typing import Any, Mapping, Sequence
 
 from mio_eval.checkpoints import file_digest
 from mio_eval.errors import ConfigError, MediaError
-from mio_eval.media import load_audio
-from mio_eval.types import Audio, Modality, Output, Request
+from mio_eval.media import request_audio
+from mio_eval.types import Modality, Output, Request
 
 __all__ = ["WhisperASR"]
 
@@ -83,12 +83,8 @@ class WhisperASR:
         outputs: list[Output | None] = [None] * len(requests)
         short: list[tuple[int, Any]] = []
         for i, request in enumerate(requests):
-            audio = [p for p in request.parts if isinstance(p, Audio)]
-            if len(audio) != 1:
-                outputs[i] = Output.failure(f"whisper: expected one audio part, got {len(audio)}")
-                continue
             try:
-                samples = load_audio(audio[0].path, sample_rate=WHISPER_RATE).samples
+                samples = request_audio(request, label="whisper", sample_rate=WHISPER_RATE)
             except MediaError as exc:
                 outputs[i] = Output.failure(str(exc))
                 continue

@@ -25,7 +25,7 @@ from mio_eval.types import Image, Sample
 
 __all__ = ["COCOCaptionsLoader", "COCO_CAPTION_SIZES"]
 
-# Images per released file / HF split.
+# Images per released file / HF split (data, kept beside its loader as every format's size table is).
 COCO_CAPTION_SIZES = {
     "captions_val2014.json": 40504,
     "captions_train2014.json": 82783,

@@ -46,7 +46,7 @@ class HFSpeechLoader:
         cache_dir: str,
         max_samples: int | None = None,
         expected_size: int | None = None,
-    ) -> None:
+    ) -> None:  # options spelled out (not **kwargs): the signature is the YAML's contract
         self.path = Path(path)
         self.split = split
         self.text_column = text_column

@@ -21,7 +21,7 @@ from mio_eval.types import Audio, Sample
 
 __all__ = ["LibriSpeechLoader", "LIBRISPEECH_SPLIT_SIZES"]
 
-# Utterances per official split (openslr.org/12), for validation of a local copy.
+# Utterances per official split (openslr.org/12), for validation of a local copy (data, one table per format).
 LIBRISPEECH_SPLIT_SIZES = {
     "test-clean": 2620,
     "test-other": 2939,

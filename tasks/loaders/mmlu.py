@@ -196,7 +196,7 @@ class MMLULoader:
         fewshot_split: str = "dev",
         subjects: Sequence[str] | None = None,
         expected_size: int | None = None,
-    ) -> None:
+    ) -> None:  # options spelled out (not **kwargs): the signature is the YAML's contract
         if format not in ("auto", "csv", "hf"):
             raise ConfigError(f"MMLU loader format must be auto, csv or hf, got {format!r}")
         self.root = Path(root)
