@@ -343,10 +343,24 @@ class HFClipEncoder(_Batched):
 # --- stateful shells ------------------------------------------------------------------------------
 
 
-class CLIPImageSimilarity:
-    """Mean CLIP-I over pairs. ``value`` is the mean cosine (``scale`` 100 -> the x100 number)."""
+class _MeanScore:
+    """The shell both CLIP metrics share: per-item scores accumulate; ``value`` = their mean / 100
+    (``scale`` 100 gives back the x100 number), with the encoder named in ``extra``."""
 
     higher_is_better = True
+
+    def reset(self) -> None:
+        self.scores: list[float] = []
+
+    def compute(self) -> MetricResult:
+        n = len(self.scores)
+        return MetricResult(name=self.name, value=float(np.mean(self.scores)) / 100.0 if n else None,
+                            higher_is_better=True, variant=self.variant, provenance=self.provenance, scale=100.0,
+                            n=n, extra={"model": self.encoder.model_id, "encoder": dict(self.encoder.provenance())})
+
+
+class CLIPImageSimilarity(_MeanScore):
+    """Mean CLIP-I over pairs. ``value`` is the mean cosine (``scale`` 100 -> the x100 number)."""
 
     def __init__(self, encoder: ClipEncoder, *, name: str = "clip_i",
                  provenance: str = "cosine of CLIP image embeddings, unclamped (GILL / MME-Unify)") -> None:
@@ -356,25 +370,14 @@ class CLIPImageSimilarity:
         self.provenance = provenance
         self.reset()
 
-    def reset(self) -> None:
-        self.scores: list[float] = []
-
     def update(self, generated: Sequence[Any], reference: Sequence[Any]) -> list[float]:
         scores = clip_image_similarity(generated, reference, self.encoder)
         self.scores.extend(scores)
         return scores
 
-    def compute(self) -> MetricResult:
-        n = len(self.scores)
-        return MetricResult(name=self.name, value=float(np.mean(self.scores)) / 100.0 if n else None,
-                            higher_is_better=True, variant=self.variant, provenance=self.provenance, scale=100.0,
-                            n=n, extra={"model": self.encoder.model_id, "encoder": dict(self.encoder.provenance())})
 
-
-class CLIPTextSimilarity:
+class CLIPTextSimilarity(_MeanScore):
     """Mean CLIP-T over (image, text) pairs; ``value`` = mean score / 100 (``scale`` 100)."""
-
-    higher_is_better = True
 
     def __init__(self, encoder: ClipEncoder, *, variant: str = "mme_unify", name: str = "clip_t") -> None:
         if variant not in CLIP_T_VARIANTS:
@@ -386,16 +389,7 @@ class CLIPTextSimilarity:
                            if variant == "mme_unify" else "max(100*cos(image, text), 0) (torchmetrics CLIPScore)")
         self.reset()
 
-    def reset(self) -> None:
-        self.scores: list[float] = []
-
     def update(self, images: Sequence[Any], texts: Sequence[str]) -> list[float]:
         scores = clip_text_similarity(images, texts, self.encoder, variant=self.variant)
         self.scores.extend(scores)
         return scores
-
-    def compute(self) -> MetricResult:
-        n = len(self.scores)
-        return MetricResult(name=self.name, value=float(np.mean(self.scores)) / 100.0 if n else None,
-                            higher_is_better=True, variant=self.variant, provenance=self.provenance, scale=100.0,
-                            n=n, extra={"model": self.encoder.model_id, "encoder": dict(self.encoder.provenance())})

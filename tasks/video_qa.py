@@ -23,8 +23,10 @@ its user message with Question / Correct Answer / Predicted Answer, and must ans
 ``{'pred': 'yes'|'no', 'score': 0-5}``; ``judge_accuracy`` = yes / (yes + no) (substring test
 as the reference), ``judge_score`` = mean ``int(score)``. Our adapters take no system turn, so the
 system text is placed before the user message (recorded). Unparsable replies are counted
-(``judge_invalid``) and left out, as the reference (which retries them) never scores them. The
-judge's provenance is recorded in ``judges``; its replies go to ``<run dir>/scoring/judge.jsonl``.
+(``judge_invalid``) and left out, as the reference (which retries them) never scores them. A
+judge batch that fails (or answers another number of replies) is retried request by request
+(``mio_eval.batching``), so a failed call costs one sample, never its batch. The judge's
+provenance is recorded in ``judges``; its replies go to ``<run dir>/scoring/judge.jsonl``.
 """
 
 from __future__ import annotations

@@ -37,7 +37,7 @@ class WhisperASR:
         beam_size: int | None = None,
         max_new_tokens: int | None = None,
         device: str = "cpu",
-    ) -> None:
+    ) -> None:  # knobs spelled out (not **kwargs): the signature is the YAML's contract
         self.name = name
         self.path = Path(path)
         self.language = language
