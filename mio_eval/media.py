@@ -22,8 +22,9 @@ import numpy as np
 from mio_eval.atomic import atomic_path
 from mio_eval.errors import MediaError
 
-__all__ = ["CLIP_MEAN", "CLIP_STD", "AUDIO_PROCESSING", "AudioData", "load_audio", "load_image", "resample", "save_audio", "output_path",
-           "request_audio", "video_frames", "read_video_frames", "uniform_indices", "stride_indices", "INDEX_ROUNDING"]
+__all__ = ["CLIP_MEAN", "CLIP_STD", "AUDIO_PROCESSING", "AudioData", "load_audio", "load_image", "resample",
+           "save_audio", "output_path", "request_audio", "video_frames", "read_video_frames", "uniform_indices",
+           "stride_indices", "INDEX_ROUNDING"]
 
 # OpenAI CLIP's pixel Normalize (openai/CLIP ``clip/clip.py`` ``_transform``; open_clip
 # ``OPENAI_DATASET_MEAN`` / ``OPENAI_DATASET_STD``; the clip-vit-* ``preprocessor_config.json``),

@@ -92,7 +92,8 @@ def test_task_base_checks_placeholders_and_generation():
 
 
 def test_text_list_reads_strings_or_keyed_objects():
-    assert text_list([{"raw": "a"}, "b"], "f #1", field="sentences", key="raw", bad_item="x", nonempty=True) == ["a", "b"]
+    got = text_list([{"raw": "a"}, "b"], "f #1", field="sentences", key="raw", bad_item="x", nonempty=True)
+    assert got == ["a", "b"]
     assert text_list(None, "f", field="answers", key="answer", bad_item="x", nonempty=False) == []
     with pytest.raises(ConfigError, match=r"^f: 'sentences' must be a non-empty list$"):
         text_list([], "f", field="sentences", key="raw", bad_item="x", nonempty=True)
