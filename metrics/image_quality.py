@@ -69,7 +69,7 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-# The name tasks/mme_unify.py imports; the loader itself is mio_eval.media.load_image.
+# The name tasks/mme_unify/ imports; the loader itself is mio_eval.media.load_image.
 load_rgb = load_image
 
 
