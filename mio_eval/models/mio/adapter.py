@@ -43,8 +43,8 @@ from mio_eval.media import load_audio, load_image, output_path, save_audio, unif
 from mio_eval.models import padded_sdpa
 from mio_eval.models.hf_base import (Decoding, HFAdapter, SampleError, ScoreRow, config_name_or_path, cut_at_stop,
                                      left_pad, score_rows, split_trailing_space)
-from mio_eval.models.mio.blocks import (Block, check_policy, image_block, parse_image, parse_speech, speech_block,
-                                       split_blocks)
+from mio_eval.models.mio.blocks import (Block, check_policy, image_block, output_provenance, parse_image, parse_speech,
+                                       speech_block, split_blocks)
 from mio_eval.models.mio.codecs import SPEECH_DIR, SpeechTokenizerCodec, load_image_codec
 from mio_eval.models.mio.prompts import DEFAULT_VIDEO_FRAMES, VARIANTS, MIOPrompt, mio_prompt, request_kind
 from mio_eval.types import Audio, Image, Modality, Output, Request, Video
@@ -60,16 +60,6 @@ class _Job:
     ids: list[int]
     prompt: MIOPrompt
     capped: bool = False  # max_new_tokens was cut to what the context leaves
-
-
-def _provenance(counts: Counter, repairs: Sequence[str]) -> dict[str, Any]:
-    """One output's ``Output.provenance``: its non-zero counts and its repairs (empty when none)."""
-    info: dict[str, Any] = {}
-    if counts:
-        info["counts"] = dict(sorted(counts.items()))
-    if repairs:
-        info["repairs"] = list(repairs)
-    return info
 
 
 class MIOAdapter(HFAdapter):
@@ -327,11 +317,11 @@ class MIOAdapter(HFAdapter):
             what = "speech" if request.output_modality == Modality.AUDIO else request.output_modality.value
             reason = "; ".join(problems) or f"no {what} block in {n_out} generated tokens"
             return Output(error=f"invalid output: {reason}", n_input_tokens=len(job.ids), n_output_tokens=n_out,
-                          provenance=_provenance(counts, repairs))
+                          provenance=output_provenance(counts, repairs))
         if problems:
             counts["invalid_blocks"] += len(problems)
         return Output(text=text if (text or request.output_modality == Modality.TEXT) else None, media=tuple(media),
-                      n_input_tokens=len(job.ids), n_output_tokens=n_out, provenance=_provenance(counts, repairs))
+                      n_input_tokens=len(job.ids), n_output_tokens=n_out, provenance=output_provenance(counts, repairs))
 
     def _decode_block(self, block: Block, sample_id: str, k: int, media_dir: Path):
         media_dir.mkdir(parents=True, exist_ok=True)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 from mio_eval.errors import ConfigError
 from mio_eval.models.hf_base import SampleError
@@ -24,7 +24,7 @@ from mio_eval.models.mio.codecs import IMAGE_CODES, SPEECH_CODEBOOK
 from mio_eval.types import Modality
 
 __all__ = ["Block", "Parsed", "POLICIES", "split_blocks", "parse_speech", "parse_image", "check_policy", "speech_block",
-           "image_block"]
+           "image_block", "output_provenance"]
 
 POLICIES = ("repair", "strict")
 
@@ -161,3 +161,13 @@ def image_block(codes: Sequence[int]) -> str:
     if len(codes) != IMAGE_CODES:
         raise SampleError(f"image codec returned {len(codes)} codes, expected {IMAGE_CODES}")
     return "<image>" + "".join(f"<img{c}>" for c in codes) + "</image>"
+
+
+def output_provenance(counts: Mapping[str, int], repairs: Sequence[str]) -> dict[str, Any]:
+    """One output's ``Output.provenance``: its non-zero counts and its repairs (empty when none)."""
+    info: dict[str, Any] = {}
+    if counts:
+        info["counts"] = dict(sorted(counts.items()))
+    if repairs:
+        info["repairs"] = list(repairs)
+    return info
