@@ -8,14 +8,26 @@ repository, read at an exact commit (``git show``/``git archive``). Nothing fetc
 
 from __future__ import annotations
 
+import argparse
 import io
 import os
 import re
 import subprocess
 import tarfile
+import tempfile
 from pathlib import Path
 
-__all__ = ["source", "show", "extract"]
+__all__ = ["arguments", "source", "show", "extract"]
+
+
+def arguments(doc: str, argv: list[str] | None = None, *, checkout: bool = False) -> argparse.Namespace:
+    """The reference scripts' command line: ``--cache DIR`` (where mirrors are cloned) and, with
+    ``checkout``, ``--checkout DIR`` (a checkout of the reference repository)."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    if checkout:
+        parser.add_argument("--checkout", type=Path, help="a checkout of the reference repository")
+    parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "mio-eval-reference")
+    return parser.parse_args(argv)
 
 
 def _env_name(repo: str) -> str:

@@ -20,7 +20,6 @@ Usage: ``python scripts/reference/mio_fixture.py [--cache DIR]`` (``REF_MIO_TEAM
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import sys
@@ -30,7 +29,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _sources import show, source  # noqa: E402
+from _sources import arguments, show, source  # noqa: E402
 
 REPO, COMMIT = "MIO-Team/MIO", "6c0b5e6"
 OUT = ROOT / "tests" / "reference" / "mio_prompt_ids.json"
@@ -109,9 +108,7 @@ def load_mio(src_text: str, vocab_dir: Path):
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "mio-eval-reference")
-    args = parser.parse_args(argv)
+    args = arguments(__doc__, argv)
     import numpy as np
     import soundfile as sf
     from PIL import Image

@@ -12,7 +12,6 @@ Usage: ``python scripts/reference/mme_unify_fixture.py [--cache DIR]`` (``REF_AB
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 import subprocess
@@ -23,7 +22,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _sources import show, source  # noqa: E402
+from _sources import arguments, show, source  # noqa: E402
 
 REPO, COMMIT = "aba122/MME-Unify", "095609165e55a230c85c6f77f25f21aa77f51a66"
 OUT = ROOT / "tests" / "reference" / "mme_unify_understanding_reference.json"
@@ -35,9 +34,7 @@ REPLIES = [("SIPU", "C", "C"), ("SIPU", "B", "B"), ("SIPU", "A", "Answer: A"), (
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "mio-eval-reference")
-    args = parser.parse_args(argv)
+    args = arguments(__doc__, argv)
     code = show(source(REPO, COMMIT, cache=args.cache), COMMIT, "evaluate/Evaluate_Understanding.py")
     items = [{"category": CATEGORIES[sub], "answer": gold, "output": reply, "question_id": i}
              for i, (sub, gold, reply) in enumerate(REPLIES)]

@@ -28,7 +28,6 @@ Usage: ``python scripts/reference/mme_unify_generation_fixture.py [--cache DIR]`
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import io
 import json
@@ -43,7 +42,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(ROOT / "tests" / "reference"))
-from _sources import show, source  # noqa: E402
+from _sources import arguments, show, source  # noqa: E402
 
 import mme_unify_generation_cases as cases  # noqa: E402
 
@@ -280,9 +279,7 @@ def _unify(git_dir, models, built, tmp: Path) -> dict:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "mio-eval-reference")
-    args = parser.parse_args(argv)
+    args = arguments(__doc__, argv)
     git_dir = source(REPO, COMMIT, cache=args.cache)
     if (OUT / "keyframes").exists():
         shutil.rmtree(OUT / "keyframes")

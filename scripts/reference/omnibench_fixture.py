@@ -13,7 +13,6 @@ its git history is over 1 GB of media) or ``--cache DIR`` to clone it.
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 import subprocess
@@ -55,10 +54,9 @@ def responses(options: list[str], gold: int) -> list[str]:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--checkout", type=Path, help="a checkout of the OmniBench repository")
-    parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "mio-eval-reference")
-    args = parser.parse_args(argv)
+    from _sources import arguments
+
+    args = arguments(__doc__, argv, checkout=True)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         if args.checkout:

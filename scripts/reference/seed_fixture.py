@@ -37,7 +37,6 @@ Usage: ``python scripts/reference/seed_fixture.py [--cache DIR]`` (``REF_AILAB_C
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import tempfile
@@ -47,7 +46,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _sources import extract, source  # noqa: E402
+from _sources import arguments, extract, source  # noqa: E402
 
 REPO, COMMIT = "AILab-CVC/SEED", "93b3cf408196735ec4820ad2eb4d9dc4a670003d"
 OUT = ROOT / "tests" / "reference" / "seed"
@@ -115,9 +114,7 @@ def images():
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "mio-eval-reference")
-    args = parser.parse_args(argv)
+    args = arguments(__doc__, argv)
     import torch
     from safetensors.torch import save_file
 

@@ -26,7 +26,6 @@ Usage: ``python scripts/reference/vqa_fixture.py [--cache DIR]``; set ``REF_GT_V
 
 from __future__ import annotations
 
-import argparse
 import gzip
 import json
 import logging
@@ -40,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _sources import extract, show, source  # noqa: E402
+from _sources import arguments, extract, show, source  # noqa: E402
 from reference.vqa_cases import N_RANDOM, SEED, digest, questions  # noqa: E402
 
 OFFICIAL = {"vqa2016": "458a8b268b1a239dc388e0af4423f3fe7477b04f", "vqa2021": "a013f0043c1e2cdc995922dfe257f7149aa9af06"}
@@ -119,9 +118,7 @@ def encode(scores: list[float]) -> dict:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "mio-eval-reference")
-    args = parser.parse_args(argv)
+    args = arguments(__doc__, argv)
     pairs = questions(SEED, N_RANDOM)
     vqa_git = source("GT-Vision-Lab/VQA", OFFICIAL["vqa2016"], cache=args.cache)
     source("GT-Vision-Lab/VQA", OFFICIAL["vqa2021"], cache=args.cache)
