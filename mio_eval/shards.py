@@ -9,6 +9,7 @@ import contextlib
 import json
 import os
 import uuid
+from collections import Counter
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -82,8 +83,12 @@ def merge_shards(store: Any, order: Sequence[str]) -> int:
     cut short before the delete) or a second success of a sample is skipped, so a merge can be
     repeated after any crash. Returns the number of records appended.
 
-    The shards' lines are written as read (never encoded again); each is decoded once (orjson,
-    ``mio_eval.fastjson``) because the store keeps the records for scoring."""
+    Lines are copied as read, never encoded again, and not decoded: the ids are read from the
+    lines' fast form (``mio_eval.recordlines``) and the store keeps each line as it is until its
+    record is first read (``PredictionStore.append_lines``). Decoded in full are only the lines
+    that need a decision: a sample with more than one record (across the shards or already in
+    the store: duplicates, retries, latest attempt wins) and lines not in the fast form (an older
+    writer's, or one with an ``attempt`` key)."""
     directory = store.run_dir / SHARDS
     if directory.is_symlink():
         raise StoreError(f"{directory} is a symbolic link; remove it")
@@ -96,52 +101,113 @@ def merge_shards(store: Any, order: Sequence[str]) -> int:
         return _merge(store, files, order)
 
 
+def _scan(path: Path) -> tuple[list[str], list[bytes], dict[int, dict[str, Any] | None]]:
+    """``(ids, lines, decoded)`` of a shard's whole valid lines (``read_shard``'s rule): ``decoded``
+    maps the index of a line that was decoded in full to its record, and of a line that must be
+    (it has an ``attempt`` key) to None."""
+    from mio_eval.recordlines import decode_line, fast_lines
+    from mio_eval.store import _open_nofollow
+
+    with os.fdopen(_open_nofollow(path, os.O_RDONLY), "rb") as fh:
+        data = fh.read()
+    body = data[: data.rfind(b"\n") + 1]  # a killed rank's torn last line is dropped
+    fast = fast_lines(body)
+    decoded: dict[int, dict[str, Any] | None] = {}
+    if fast is not None:
+        ids, lines = fast
+    else:
+        ids, lines = [], []
+        for line in body.split(b"\n"):
+            sample_id, record = decode_line(line)
+            if sample_id is not None:
+                if record is not None:
+                    decoded[len(lines)] = record
+                ids.append(sample_id)
+                lines.append(line)
+    if _ATTEMPT in body:  # a key the store sets: such a line is decoded and written again without it
+        decoded.update((k, decoded.get(k)) for k, line in enumerate(lines) if _ATTEMPT in line)
+    return ids, lines, decoded
+
+
+_ATTEMPT = b'"attempt": '
+
+
 def _merge(store: Any, files: Sequence[Path], order: Sequence[str]) -> int:
+    from mio_eval.fastjson import loads
+
     directory = store.run_dir / SHARDS
-    first: dict[str, tuple[dict[str, Any], bytes]] = {}
-    more: dict[str, list[tuple[dict[str, Any], bytes]]] = {}  # a sample's later records (rare)
+    ids_all: list[str] = []
+    lines_all: list[bytes] = []
+    decoded: dict[int, dict[str, Any] | None] = {}
     for path in files:
-        for item in read_shard(path):
-            sample_id = item[0]["id"]
-            if sample_id in first:
-                more.setdefault(sample_id, []).append(item)
-            else:
-                first[sample_id] = item
-    ids = [i for i in order if i in first]  # dataset order without a sort
-    if len(ids) < len(first):
+        ids, lines, marked = _scan(path)
+        decoded.update((len(ids_all) + k, r) for k, r in marked.items())
+        ids_all += ids
+        lines_all += lines
+    table = dict(zip(ids_all, lines_all))
+    special = {ids_all[k] for k in decoded}  # samples whose records are decided one by one (rare)
+    if len(table) < len(ids_all):
+        special.update(i for i, n in Counter(ids_all).items() if n > 1)
+    if len(store):
+        special.update(table.keys() & store.done_ids)
+    ids = [i for i in order if i in table]  # dataset order without a sort
+    if len(ids) < len(table):
         known = set(order)
-        ids += sorted(i for i in first if i not in known)
-    rounds: list[list[tuple[dict[str, Any], bytes]]] = [[]]
-    plain, get = rounds[0], store.get
-    for sample_id in ids:
-        item = first[sample_id]
-        latest = get(sample_id)
-        if latest is None and sample_id not in more and "attempt" not in item[0]:
-            plain.append(item)  # the common case: a sample's only record, not yet merged
-            continue
-        k = 0
-        for record, line in [item, *more.get(sample_id, ())]:
-            if "attempt" in record:
-                record.pop("attempt")
-                line = json.dumps(record, ensure_ascii=False).encode("utf-8")
-            if latest is not None and (_same(latest, record)
-                                       or (not latest.get("error") and not record.get("supersedes"))):
-                continue
-            if k == len(rounds):
-                rounds.append([])
-            rounds[k].append((record, line))
-            latest, k = record, k + 1
-    appended = 0
-    for batch in rounds:  # one record per sample and round: a retry follows its failed attempt
-        for start in range(0, len(batch), 50_000):
-            chunk = batch[start : start + 50_000]
-            store.append([r for r, _ in chunk], encoded=[line for _, line in chunk])
-        appended += len(batch)
+        ids += sorted(i for i in table if i not in known)
+    records: dict[str, list[tuple[dict[str, Any], bytes | None]]] = {i: [] for i in special}
+    if special:
+        for k, sample_id in enumerate(ids_all):
+            if sample_id in special:
+                record = decoded.get(k)
+                if record is None:
+                    try:
+                        record = loads(lines_all[k])
+                    except (json.JSONDecodeError, UnicodeDecodeError):
+                        continue  # damaged (in the fast form only by its first bytes): as read_shard
+                    if not isinstance(record, dict) or record.get("id") != sample_id:
+                        continue
+                records[sample_id].append((record, lines_all[k]))
+    if not special:  # the common case: every sample's only record, not yet merged
+        lines = [table[i] for i in ids]
+        for start in range(0, len(ids), 50_000):
+            store.append_lines(ids[start : start + 50_000], lines[start : start + 50_000])
+        appended = len(ids)
+    else:
+        appended = _decide(store, ids, table, special, records)
     for path in files:
         path.unlink()
     with contextlib.suppress(OSError):
         os.rmdir(directory)
     return appended
+
+
+def _decide(store: Any, ids: Sequence[str], table: Mapping[str, bytes], special: set[str],
+            records: Mapping[str, list[tuple[dict[str, Any], bytes | None]]]) -> int:
+    """Append the merge's records when some samples need a decision: a sample's records are
+    compared with its latest stored one (skip a copy or a second success, a retry follows its
+    failed attempt), one record per sample and round."""
+    rounds: list[list[tuple[str, bytes | None, dict[str, Any] | None]]] = [[]]
+    for sample_id in ids:
+        if sample_id not in special:
+            rounds[0].append((sample_id, table[sample_id], None))
+            continue
+        latest, k = store.get(sample_id), 0
+        for record, line in records[sample_id]:
+            if "attempt" in record:
+                record.pop("attempt")
+                line = None  # encoded again without it
+            if latest is not None and (_same(latest, record)
+                                       or (not latest.get("error") and not record.get("supersedes"))):
+                continue
+            if k == len(rounds):
+                rounds.append([])
+            rounds[k].append((sample_id, line, record))
+            latest, k = record, k + 1
+    for batch in rounds:
+        for start in range(0, len(batch), 50_000):
+            chunk = batch[start : start + 50_000]
+            store.append_lines([i for i, _, _ in chunk], [line for _, line, _ in chunk], [r for _, _, r in chunk])
+    return sum(len(batch) for batch in rounds)
 
 
 def merge_provenance(items: Sequence[Mapping[str, Any]]) -> dict[str, Any]:

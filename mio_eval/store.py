@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import gc
 import json
 import os
 import shutil
@@ -40,6 +39,7 @@ from typing import Any, Iterable, Iterator, KeysView, Mapping, Sequence
 from mio_eval.atomic import atomic_path, atomic_write_json, atomic_write_text, file_mode
 from mio_eval.errors import StoreError, StoreWriteError
 from mio_eval.fastjson import loads
+from mio_eval.recordlines import no_gc, read_jsonl_records
 
 __all__ = ["PredictionStore", "repair", "read_jsonl_records", "write_whole_lines", "open_append", "artifact_name"]
 
@@ -60,40 +60,16 @@ def _open_nofollow(path: Path, flags: int) -> int:
         raise StoreError(f"cannot open {path}: {exc.strerror or exc}") from None
 
 
-def read_jsonl_records(data: bytes, path: Path) -> tuple[list[tuple[int, dict[str, Any]]], list[int]]:
-    """Parse whole lines of a predictions file: ``([(lineno, record)], [bad line numbers])``.
-
-    Lines are split on ``\n`` only: JSON escapes every control character, so U+2028, U+2029 or
-    NEL inside a string (legal in JSON, line breaks for ``str.splitlines``) stay in their line.
-    A record must be a JSON object with a string ``id``."""
-    records, bad = [], []
-    for lineno, line in enumerate(data.split(b"\n"), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = loads(line)  # json.loads's result, by orjson when it can
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            bad.append(lineno)
-            continue
-        if not isinstance(record, dict) or not isinstance(record.get("id"), str):
-            bad.append(lineno)
-            continue
-        records.append((lineno, record))
-    return records, bad
-
-
-@contextlib.contextmanager
-def no_gc() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector while parsing many records: JSON records hold no
-    reference cycles, and each collection pass walks every record already loaded (quadratic; it
-    cost 2.5x on a 200k-line merge)."""
-    enabled = gc.isenabled()
-    gc.disable()
+def _decoded(line: bytes, sample_id: str, path: Path) -> dict[str, Any]:
+    """The record of a line kept undecoded (``append_lines``); StoreError if it is not one."""
     try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
+        record = loads(line)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        record = None
+    if not isinstance(record, dict) or record.get("id") != sample_id:
+        raise StoreError(f"{path}: the line of sample {sample_id!r} is corrupt (not a JSON record with that id); "
+                         f"`mio-eval repair {path.parent}` keeps every valid line")
+    return record
 
 
 def write_whole_lines(fd: int, payload: bytes) -> None:
@@ -219,7 +195,10 @@ class PredictionStore:
 
     def get(self, sample_id: str) -> dict[str, Any] | None:
         """The latest attempt of a sample (None when it has none)."""
-        return self._records.get(sample_id)
+        record = self._records.get(sample_id)
+        if type(record) is bytes:  # a merged shard line, decoded when first read
+            record = self._records[sample_id] = _decoded(record, sample_id, self.predictions_path)
+        return record
 
     def attempts(self, sample_id: str) -> int:
         """How many records the sample has (failed attempts that were retried count)."""
@@ -228,7 +207,7 @@ class PredictionStore:
     @property
     def failed_ids(self) -> list[str]:
         """Ids whose latest attempt failed, in file order."""
-        return [i for i, r in self._records.items() if r.get("error")]
+        return [i for i in self._records if self.get(i).get("error")]
 
     def __len__(self) -> int:
         return len(self._records)
@@ -240,23 +219,36 @@ class PredictionStore:
         retry); the record gets ``attempt`` = its number (1 for the first). ``encoded``: each
         record's JSON line as read from a shard (no newline), written as is unless the record
         gets an ``attempt`` (a shard merge need not encode again)."""
+        records = [dict(r) for r in records]
+        lines = list(encoded) if encoded is not None else [None] * len(records)
+        if len(lines) != len(records):
+            raise ValueError("append: one encoded line per record")
+        self.append_lines([r["id"] for r in records], lines, records)
+
+    def append_lines(self, ids: Sequence[str], lines: Sequence[bytes | None],
+                     records: Sequence[dict[str, Any] | None] | None = None) -> None:
+        """``append`` for a shard merge, per record its id, its line and its record. A record None
+        (``records`` None: all): the line, whose ``json.loads`` is a record of that sample, never
+        stored before, is written as is and decoded only when first read (``get``). Otherwise as
+        ``append`` (a line None: the record is encoded here)."""
         if self._fh is None:
             raise RuntimeError("store is not open")
-        records = [dict(r) for r in records]
-        seen: set[str] = set()
-        for record in records:
-            previous = self._records.get(record["id"])
-            if ((previous is not None and not previous.get("error") and not record.get("supersedes"))
-                    or record["id"] in seen):
-                raise StoreError(f"sample {record['id']!r} is already stored in {self.predictions_path}")
-            seen.add(record["id"])
-            if previous is not None:
-                record["attempt"] = self._attempts.get(record["id"], 1) + 1
-        if encoded is None:
-            payload = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode("utf-8")
+        new = ids if records is None else [i for i, r in zip(ids, records) if r is None]
+        if len(set(ids)) < len(ids) or not self._records.keys().isdisjoint(new):
+            twice = next(i for n, i in enumerate(ids) if i in ids[:n] or (i in new and i in self._records))
+            raise StoreError(f"sample {twice!r} is already stored in {self.predictions_path}")
+        if records is None:
+            payload = b"\n".join(lines) + b"\n" if lines else b""
         else:
-            payload = b"".join((json.dumps(r, ensure_ascii=False).encode("utf-8") if "attempt" in r else line) + b"\n"
-                               for r, line in zip(records, encoded, strict=True))
+            for sample_id, record in zip(ids, records):
+                previous = None if record is None else self.get(sample_id)
+                if previous is not None:
+                    if not previous.get("error") and not record.get("supersedes"):
+                        raise StoreError(f"sample {sample_id!r} is already stored in {self.predictions_path}")
+                    record["attempt"] = self._attempts.get(sample_id, 1) + 1
+            payload = b"".join((line if r is None or (line is not None and "attempt" not in r)
+                                else json.dumps(r, ensure_ascii=False).encode("utf-8")) + b"\n"
+                               for line, r in zip(lines, records))
         try:
             write_whole_lines(self._fh.fileno(), payload)
         except OSError as exc:
@@ -264,9 +256,13 @@ class PredictionStore:
                 f"cannot save predictions to {self.predictions_path}: {exc.strerror or exc}; "
                 f"the {len(self._records)} samples saved before are intact; fix the cause and rerun to resume"
             ) from None
-        for record in records:
-            self._attempts[record["id"]] = self._attempts.get(record["id"], 0) + 1
-            self._records[record["id"]] = record
+        if records is None:  # a merge's common batch: C-level updates
+            self._records.update(zip(ids, lines))
+            self._attempts.update(dict.fromkeys(ids, 1))
+            return
+        for sample_id, line, record in zip(ids, lines, records):
+            self._attempts[sample_id] = self._attempts.get(sample_id, 0) + 1
+            self._records[sample_id] = line if record is None else record
 
     def write_artifacts(self, artifacts: Mapping[str, Any]) -> list[str]:
         """Write a task's artifacts (``ScoreReport.artifacts``) into the run directory; their names.
