@@ -202,7 +202,7 @@ class PredictionStore:
 
     def attempts(self, sample_id: str) -> int:
         """How many records the sample has (failed attempts that were retried count)."""
-        return self._attempts.get(sample_id, 0)
+        return self._attempts.get(sample_id, 1 if sample_id in self._records else 0)  # merged lines: 1
 
     @property
     def failed_ids(self) -> list[str]:
@@ -237,18 +237,16 @@ class PredictionStore:
         if len(set(ids)) < len(ids) or not self._records.keys().isdisjoint(new):
             twice = next(i for n, i in enumerate(ids) if i in ids[:n] or (i in new and i in self._records))
             raise StoreError(f"sample {twice!r} is already stored in {self.predictions_path}")
-        if records is None:
-            payload = b"\n".join(lines) + b"\n" if lines else b""
-        else:
+        if records is not None:
             for sample_id, record in zip(ids, records):
                 previous = None if record is None else self.get(sample_id)
                 if previous is not None:
                     if not previous.get("error") and not record.get("supersedes"):
                         raise StoreError(f"sample {sample_id!r} is already stored in {self.predictions_path}")
-                    record["attempt"] = self._attempts.get(sample_id, 1) + 1
-            payload = b"".join((line if r is None or (line is not None and "attempt" not in r)
-                                else json.dumps(r, ensure_ascii=False).encode("utf-8")) + b"\n"
-                               for line, r in zip(lines, records))
+                    record["attempt"] = self.attempts(sample_id) + 1
+            lines = [line if r is None or (line is not None and "attempt" not in r)
+                     else json.dumps(r, ensure_ascii=False).encode("utf-8") for line, r in zip(lines, records)]
+        payload = b"\n".join(lines) + b"\n" if lines else b""
         try:
             write_whole_lines(self._fh.fileno(), payload)
         except OSError as exc:
@@ -257,11 +255,10 @@ class PredictionStore:
                 f"the {len(self._records)} samples saved before are intact; fix the cause and rerun to resume"
             ) from None
         if records is None:  # a merge's common batch: C-level updates
-            self._records.update(zip(ids, lines))
-            self._attempts.update(dict.fromkeys(ids, 1))
+            self._records.update(zip(ids, lines))  # one attempt each (``attempts``)
             return
         for sample_id, line, record in zip(ids, lines, records):
-            self._attempts[sample_id] = self._attempts.get(sample_id, 0) + 1
+            self._attempts[sample_id] = self.attempts(sample_id) + 1
             self._records[sample_id] = line if record is None else record
 
     def write_artifacts(self, artifacts: Mapping[str, Any]) -> list[str]:
