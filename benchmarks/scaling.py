@@ -12,7 +12,8 @@ the records' ``time_s``; start-up and model loading excluded).
 --standalone --nproc-per-node 2 -m mio_eval`` (wall clock of the whole command, start-up
 included, and generation seconds). ``merge`` generates N in-memory text samples with the dummy
 adapter in one process (``stage=generate``), deals its records to 2 shard files as 2 ranks would,
-and times ``merge_shards`` into a fresh run dir, then the resume of the finished run (load and
+and times ``merge_shards`` into a fresh run dir, the first read of the merged records (the merge
+leaves them undecoded until scoring reads them), then the resume of the finished run (load and
 plan, nothing pending). Speed is measured here, never asserted in tests.
 """
 
@@ -177,6 +178,10 @@ def merge(args) -> None:
             start, cpu0 = time.perf_counter(), time.process_time()
             merged = merge_shards(store, order)
             merge_s, merge_cpu = time.perf_counter() - start, time.process_time() - cpu0
+            start = time.perf_counter()
+            for sample_id in order:  # what the merge no longer decodes, read later (scoring's store.get)
+                store.get(sample_id)
+            first_read = time.perf_counter() - start
         start = time.perf_counter()
         evaluate(task, DummyAdapter(), run_dir=work / "merged", settings=settings, fingerprint="f", run_info={})
         resume = time.perf_counter() - start
@@ -186,6 +191,8 @@ def merge(args) -> None:
         print(f"  merge of 2 shards ({merged} records): {merge_s:.2f} s = {100 * merge_s / generate:.1f} % of generation "
               f"({merge_cpu:.2f} s CPU = {100 * merge_cpu / generate:.1f} % of generation's wall clock); "
               f"byte-identical to the one-process predictions.jsonl: {same}")
+        print(f"  first read of every merged record after the merge (decoded then; scoring reads them all): "
+              f"{first_read:.2f} s")
         print(f"  resume of the finished run (load, plan, nothing to do): {resume:.2f} s = "
               f"{100 * resume / generate:.1f} % of generation")
     finally:
