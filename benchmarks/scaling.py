@@ -133,6 +133,7 @@ def merge(args) -> None:
     from mio_eval.distributed import balance, merge_shards
     from mio_eval.metrics.base import MetricResult
     from mio_eval.models.dummy import DummyAdapter
+    from mio_eval.resume import changed_inputs
     from mio_eval.runner import RunnerSettings, evaluate
     from mio_eval.store import PredictionStore
     from mio_eval.tasks.base import ScoreReport
@@ -179,8 +180,7 @@ def merge(args) -> None:
             merged = merge_shards(store, order)
             merge_s, merge_cpu = time.perf_counter() - start, time.process_time() - cpu0
             start = time.perf_counter()
-            for sample_id in order:  # what the merge no longer decodes, read later (scoring's store.get)
-                store.get(sample_id)
+            changed_inputs(task.samples(), store, {s.id: None for s in task.samples()})  # reads every record
             first_read = time.perf_counter() - start
         start = time.perf_counter()
         evaluate(task, DummyAdapter(), run_dir=work / "merged", settings=settings, fingerprint="f", run_info={})
@@ -191,7 +191,7 @@ def merge(args) -> None:
         print(f"  merge of 2 shards ({merged} records): {merge_s:.2f} s = {100 * merge_s / generate:.1f} % of generation "
               f"({merge_cpu:.2f} s CPU = {100 * merge_cpu / generate:.1f} % of generation's wall clock); "
               f"byte-identical to the one-process predictions.jsonl: {same}")
-        print(f"  first read of every merged record after the merge (decoded then; scoring reads them all): "
+        print(f"  first read of every merged record (resume.changed_inputs, before planning and scoring): "
               f"{first_read:.2f} s")
         print(f"  resume of the finished run (load, plan, nothing to do): {resume:.2f} s = "
               f"{100 * resume / generate:.1f} % of generation")

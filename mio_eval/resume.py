@@ -18,7 +18,7 @@ from mio_eval import samples as _samples
 from mio_eval.adapter import ModelAdapter, ensure_loaded
 from mio_eval.errors import ConfigError
 from mio_eval.predictions import record as _record
-from mio_eval.store import PredictionStore
+from mio_eval.store import PredictionStore, no_gc
 from mio_eval.tasks.base import Task
 from mio_eval.types import Output, Request, Sample
 
@@ -28,10 +28,11 @@ __all__ = ["Plan", "plan", "changed_inputs", "refuse_changed", "refuse_shrinking
 def changed_inputs(samples: Sequence[Sample], store: PredictionStore, digests: Mapping[str, str]) -> list[str]:
     """Ids whose stored prediction was made from other inputs than the data holds now."""
     changed = []
-    for s in samples:
-        stored = store.get(s.id)
-        if stored is not None and stored.get("input_digest") not in (None, digests[s.id]):
-            changed.append(s.id)
+    with no_gc():  # the first read of merged shard lines decodes them (store.get): no GC passes meanwhile
+        for s in samples:
+            stored = store.get(s.id)
+            if stored is not None and stored.get("input_digest") not in (None, digests[s.id]):
+                changed.append(s.id)
     return changed
 
 
