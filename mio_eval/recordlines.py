@@ -1,7 +1,7 @@
 """Reading the record lines of ``predictions.jsonl`` and of shard files (``mio_eval.shards``).
 
 Every record line mio-eval writes is ``json.dumps(record, ensure_ascii=False)`` of a record
-whose first key is ``id`` (``runner._record``), so it starts with ``{"id": "<id>", ``.
+whose first key is ``id`` (``predictions.record``), so it starts with ``{"id": "<id>", ``.
 ``fast_lines`` reads the ids of such lines without decoding the records (one regular
 expression over the whole file; ~1 us a line against ~4 us for ``orjson.loads``): the shard
 merge copies lines by id and decodes only the lines it must compare. A line is in the *fast

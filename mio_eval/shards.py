@@ -23,7 +23,7 @@ SHARDS = "shards"
 class ShardWriter:
     """One rank's append-only shard file: whole JSON lines, fsynced per batch (as the store).
     Each line is ``json.dumps(record, ensure_ascii=False)``, the bytes a one-process run writes;
-    the runner's records start with ``id`` (``runner._record``), so a line starts with
+    the runner's records start with ``id`` (``predictions.record``), so a line starts with
     ``{"id": "<id>", `` and the merge reads its id without decoding it (``mio_eval.recordlines``)."""
 
     def __init__(self, run_dir: Path, rank: int) -> None:

@@ -19,7 +19,7 @@ ORDER = ["a", "b", "c", "d", "é \u2028x", 'q"uote', "e", "f"]
 
 
 def _record(sample_id, text, error=None, **extra):
-    """A record in ``runner._record``'s key order (id first)."""
+    """A record in ``predictions.record``'s key order (id first)."""
     return {"id": sample_id, "prompt": [{"type": "text", "text": text}], "output": {"text": text, "error": None},
             "prediction": None if error else text, "error": error, "time_s": 0.1, "input_digest": "d", **extra}
 
