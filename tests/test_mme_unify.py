@@ -189,9 +189,14 @@ def test_frame_sampler_and_pair_resize_are_chosen_by_target(tmp_path):
     assert (default.pair_resize, default.video_frames) == ("min_size", "keyframes")
     assert (chosen._variant("clip_i"), chosen._variant("fvd")) == ("cosine_x100/pair_resize=none",
                                                                    "resnet50_sqeuclid/uniform/none")
-    for knob, old, target in (("pair_resize", "none", "NoPairResize"), ("video_frames", "uniform", "UniformFrames")):
+    clamped = build_task(compose(["task=mme_unify_generation_image", "model=dummy",
+                                  "task.clip_t_variant._target_=mio_eval.metrics.clip_t.ClipTClamped"]))
+    assert (default._variant("clip_t"), clamped._variant("clip_t")) == ("mme_unify", "torchmetrics")
+    for knob, old, target in (("pair_resize", "none", f"{here}.NoPairResize"),
+                              ("video_frames", "uniform", f"{here}.UniformFrames"),
+                              ("clip_t_variant", "torchmetrics", "mio_eval.metrics.clip_t.ClipTClamped")):
         with pytest.raises(ConfigError, match=rf"^task.{knob} must be .* given by _target_ .*"
-                                              rf"task.{knob}._target_={here}.{target}\), got '{old}'$"):
+                                              rf"task.{knob}._target_={target}\), got '{old}'$"):
             build_task(compose(["task=mme_unify_generation_image", "model=dummy", f"task.{knob}={old}"]))
 
 

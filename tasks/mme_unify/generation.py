@@ -13,7 +13,8 @@ Two choices are classes selected in the YAML by ``_target_`` (their ``name`` is 
 and variants record): ``pair_resize`` how a generated image is paired with its reference for
 CLIP-I / CLIP-T (:class:`MinSizePair`, the reference's; :class:`NoPairResize`) and
 ``video_frames`` which generated frames are scored (:class:`KeyFrames`, the reference's;
-:class:`UniformFrames`).
+:class:`UniformFrames`); ``clip_t_variant`` is a ``metrics.clip_t`` rule (``ClipTUnclamped``, the
+reference's; ``ClipTClamped``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import numpy as np
 from mio_eval.errors import ConfigError, MediaError, check_target
 from mio_eval.generation import generation_settings
 from mio_eval.metrics.base import MetricResult
+from mio_eval.metrics.clip_t import ClipTRule, ClipTUnclamped, check_clip_t_rule
 from mio_eval.metrics.mme_unify import (NORMALIZATION, family_partial, image_subtask_score, lpips_score, mean,
                                         psnr_score, result, video_subtask_score)
 from mio_eval.progress import progress
@@ -125,7 +127,7 @@ class MMEUnifyGenerationTask:
 
     def __init__(self, *, name: str, loader, prompts: Mapping[str, str] | None = None,
                  generation: Mapping[str, Any] | None = None, clip=None, lpips=None, video_features=None,
-                 clip_t_variant: str = "mme_unify", pair_resize: PairResize | None = None,
+                 clip_t_variant: ClipTRule | None = None, pair_resize: PairResize | None = None,
                  psnr_resize: str = "min_size", video_frames: FrameSampler | None = None, num_frames: int = 16,
                  all_equal_quirk: bool = True,
                  frame_codec: str = "none", export: bool = True) -> None:
@@ -155,7 +157,8 @@ class MMEUnifyGenerationTask:
                         "TIG": "{prompt}", "CIVG": "{prompt}", "TVG": "{prompt}", "VP": "{prompt}", **(prompts or {})}
         self.generation = generation_settings(generation)
         self.clip, self.lpips, self.video_features = clip, lpips, video_features
-        self.clip_t_variant, self.pair_resize, self.psnr_resize = clip_t_variant, self.pairing.name, psnr_resize
+        self.clip_t_rule = check_clip_t_rule(ClipTUnclamped() if clip_t_variant is None else clip_t_variant)
+        self.clip_t_variant, self.pair_resize, self.psnr_resize = self.clip_t_rule.name, self.pairing.name, psnr_resize
         self.video_frames, self.num_frames = self.frame_sampler.name, int(num_frames)  # the recorded names
         self.all_equal_quirk = bool(all_equal_quirk)
         self.frame_codec = frame_codec
@@ -211,7 +214,7 @@ class MMEUnifyGenerationTask:
             return row
         g, r = self.pairing(gen, ref)
         row["clip_i"] = clip_image_similarity([g], [r], self.clip)[0]
-        row["clip_t"] = clip_text_similarity([g], [prompt], self.clip, variant=self.clip_t_variant)[0]
+        row["clip_t"] = clip_text_similarity([g], [prompt], self.clip, variant=self.clip_t_rule)[0]
         parts = [row["clip_i"], row["clip_t"]]
         if code == "TIG":
             # the reference feeds LPIPS the resized float tensors, not the uint8 PIL copies made for CLIP
@@ -237,7 +240,7 @@ class MMEUnifyGenerationTask:
             # CLIPMetrics.calculate_similarity keeps the first 70 words before tokenizing (77 tokens)
             text = " ".join(prompt.split()[:70])
             row["clip_t"] = float(np.mean(clip_text_similarity(chosen, [text] * len(chosen), self.clip,
-                                                               variant=self.clip_t_variant)))
+                                                               variant=self.clip_t_rule)))
         ref_frames = read_video_frames(ref)
         ref_chosen = [ref_frames[i] for i in uniform_indices(len(ref_frames), len(chosen))]
         row["fvd"] = video_feature_distance(chosen, ref_chosen, self.video_features)
