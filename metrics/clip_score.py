@@ -8,7 +8,9 @@
   which is ``logit_scale.exp() * cos`` and ``logit_scale.exp()`` is 100 in the released OpenAI
   checkpoints (the training clamp); we use the constant 100 so a checkpoint with another scale
   does not change the definition (its scale is recorded in the encoder's provenance).
-  ``variant="torchmetrics"`` is ``max(100 * cos, 0)`` (torchmetrics ``CLIPScore``).
+  ``variant="torchmetrics"`` is ``max(100 * cos, 0)`` (torchmetrics ``CLIPScore``). A task picks
+  the rule by ``_target_`` (``metrics.clip_t.ClipTUnclamped``, ``ClipTClamped``); results record its
+  ``name`` (``mme_unify`` / ``torchmetrics``) as the variant.
 
 Image preprocessing (:func:`preprocess_image`) is PIL + numpy, no torchvision: the shortest side
 is resized to ``size`` with PIL bicubic (long side ``int(size * long / short)``, as torchvision's
@@ -33,18 +35,25 @@ from a local directory).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping, Protocol, Sequence, runtime_checkable
+from typing import Any, ClassVar, Mapping, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
 from mio_eval.errors import ConfigError
 from mio_eval.media import CLIP_MEAN, CLIP_STD  # re-exported: OpenAI CLIP's normalisation
 from mio_eval.metrics.base import MetricResult
+from mio_eval.metrics.clip_t import (CLIP_T_VARIANTS, ClipTClamped, ClipTRule, ClipTUnclamped,  # re-exported
+                                     check_clip_t_rule, clip_t_rule)
 
 __all__ = [
     "CLIP_MEAN",
     "CLIP_STD",
     "CLIP_T_VARIANTS",
+    "ClipTRule",
+    "ClipTUnclamped",
+    "ClipTClamped",
+    "clip_t_rule",
+    "check_clip_t_rule",
     "ClipEncoder",
     "OpenClipEncoder",
     "HFClipEncoder",
@@ -56,8 +65,6 @@ __all__ = [
     "clip_image_similarity",
     "clip_text_similarity",
 ]
-
-CLIP_T_VARIANTS = ("mme_unify", "torchmetrics")
 
 
 # --- preprocessing --------------------------------------------------------------------------------
@@ -119,12 +126,9 @@ def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.einsum("ij,ij->i", a, b) / norms
 
 
-def clip_t_from_cosines(cosines: Sequence[float], *, variant: str = "mme_unify") -> list[float]:
+def clip_t_from_cosines(cosines: Sequence[float], *, variant: "str | ClipTRule" = "mme_unify") -> list[float]:
     """Map text-image cosines to CLIP-T: ``100*cos`` (``mme_unify``) or ``max(100*cos, 0)``."""
-    if variant not in CLIP_T_VARIANTS:
-        raise ValueError(f"CLIP-T variant must be one of {CLIP_T_VARIANTS}, got {variant!r}")
-    scores = [100.0 * float(c) for c in cosines]
-    return [max(s, 0.0) for s in scores] if variant == "torchmetrics" else scores
+    return clip_t_rule(variant)(cosines)
 
 
 def _open(image):
@@ -148,17 +152,16 @@ def clip_image_similarity(generated: Sequence[Any], reference: Sequence[Any], en
 
 
 def clip_text_similarity(images: Sequence[Any], texts: Sequence[str], encoder: "ClipEncoder", *,
-                         variant: str = "mme_unify") -> list[float]:
+                         variant: "str | ClipTRule" = "mme_unify") -> list[float]:
     """CLIP-T per (image, text) pair; texts are truncated to the encoder's context (77 tokens)."""
     if len(images) != len(texts):
         raise ValueError(f"{len(images)} images but {len(texts)} texts")
-    if variant not in CLIP_T_VARIANTS:
-        raise ValueError(f"CLIP-T variant must be one of {CLIP_T_VARIANTS}, got {variant!r}")
+    rule = clip_t_rule(variant)
     if not images:
         return []
     img = encoder.encode_images([_open(x) for x in images])
     txt = encoder.encode_texts(list(texts))
-    return clip_t_from_cosines(cosine_rows(img, txt), variant=variant)
+    return rule(cosine_rows(img, txt))
 
 
 # --- encoders -------------------------------------------------------------------------------------
@@ -379,17 +382,15 @@ class CLIPImageSimilarity(_MeanScore):
 class CLIPTextSimilarity(_MeanScore):
     """Mean CLIP-T over (image, text) pairs; ``value`` = mean score / 100 (``scale`` 100)."""
 
-    def __init__(self, encoder: ClipEncoder, *, variant: str = "mme_unify", name: str = "clip_t") -> None:
-        if variant not in CLIP_T_VARIANTS:
-            raise ValueError(f"CLIP-T variant must be one of {CLIP_T_VARIANTS}, got {variant!r}")
+    def __init__(self, encoder: ClipEncoder, *, variant: "str | ClipTRule" = "mme_unify", name: str = "clip_t") -> None:
+        self.rule = clip_t_rule(variant)
         self.encoder = encoder
         self.name = name
-        self.variant = variant
-        self.provenance = ("100*cos(image, text), unclamped (MME-Unify logits_per_image with logit_scale 100)"
-                           if variant == "mme_unify" else "max(100*cos(image, text), 0) (torchmetrics CLIPScore)")
+        self.variant = self.rule.name
+        self.provenance = self.rule.provenance
         self.reset()
 
     def update(self, images: Sequence[Any], texts: Sequence[str]) -> list[float]:
-        scores = clip_text_similarity(images, texts, self.encoder, variant=self.variant)
+        scores = clip_text_similarity(images, texts, self.encoder, variant=self.rule)
         self.scores.extend(scores)
         return scores

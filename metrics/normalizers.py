@@ -1,12 +1,15 @@
-"""Text normalisers used before word error rate, by name.
+"""Text normalisers used before word error rate: one class each, chosen in a task YAML by
+``_target_`` (``normalizer: {_target_: mio_eval.metrics.normalizers.SeedTTS}``). Each has a
+``name``, the string recorded in results (``variant`` ``corpus+whisper_en``, the settings'
+``normalizer``); library callers may still pass that name (:func:`text_normalizer`).
 
-- ``whisper_en``: openai-whisper's ``EnglishTextNormalizer`` (the Whisper paper's and lmms-eval's
+- :class:`WhisperEnglish` (``whisper_en``): openai-whisper's ``EnglishTextNormalizer`` (the Whisper paper's and lmms-eval's
   LibriSpeech convention). It is the package's own code, loaded without ``whisper/__init__`` so
   that scoring text does not import torch.
-- ``seed_tts``: seed-tts-eval ``run_wer.py: process_one`` for English: delete every ASCII and
+- :class:`SeedTTS` (``seed_tts``): seed-tts-eval ``run_wer.py: process_one`` for English: delete every ASCII and
   Chinese punctuation mark except the apostrophe, replace double spaces by one, lowercase. No
   number normalisation (seed-tts-eval issue #12).
-- ``none``: the text unchanged.
+- :class:`Identity` (``none``): the text unchanged.
 """
 
 from __future__ import annotations
@@ -15,9 +18,13 @@ import functools
 import importlib.util
 import string
 import sys
-from typing import Callable
+from abc import ABC, abstractmethod
+from typing import Any, Callable, ClassVar
 
-__all__ = ["NORMALIZERS", "get_normalizer", "whisper_english", "seed_tts"]
+from mio_eval.errors import check_target
+
+__all__ = ["NORMALIZERS", "TextNormalizer", "WhisperEnglish", "SeedTTS", "Identity", "check_text_normalizer",
+           "get_normalizer", "text_normalizer", "whisper_english", "seed_tts"]
 
 
 @functools.lru_cache(maxsize=1)
@@ -67,19 +74,79 @@ def seed_tts(text: str) -> str:
     return text.replace("  ", " ").lower()
 
 
-def _identity(text: str) -> str:
-    return text
+class TextNormalizer(ABC):
+    """``normalizer(text) -> text`` applied to both reference and hypothesis before WER; ``name``
+    is what results record (the regression gate compares it), so it never changes for a class."""
+
+    name: ClassVar[str]
+
+    @abstractmethod
+    def __call__(self, text: str) -> str: ...
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+    def __eq__(self, other: object) -> bool:
+        return type(self) is type(other)
+
+    def __hash__(self) -> int:
+        return hash(type(self))
 
 
-NORMALIZERS: dict[str, Callable[[str], str]] = {
-    "whisper_en": whisper_english,
-    "seed_tts": seed_tts,
-    "none": _identity,
-}
+class WhisperEnglish(TextNormalizer):
+    """openai-whisper ``EnglishTextNormalizer`` (:func:`whisper_english`)."""
+
+    name = "whisper_en"
+
+    def __call__(self, text: str) -> str:
+        return whisper_english(text)
 
 
-def get_normalizer(name: str) -> Callable[[str], str]:
+class SeedTTS(TextNormalizer):
+    """seed-tts-eval ``run_wer.py: process_one`` for English (:func:`seed_tts`).
+
+    >>> SeedTTS()("Hello,  World!")
+    'hello world'
+    """
+
+    name = "seed_tts"
+
+    def __call__(self, text: str) -> str:
+        return seed_tts(text)
+
+
+class Identity(TextNormalizer):
+    """The text unchanged."""
+
+    name = "none"
+
+    def __call__(self, text: str) -> str:
+        return text
+
+
+# name -> class: what a recorded name stands for (library callers, listings); YAMLs use _target_.
+NORMALIZERS: dict[str, type[TextNormalizer]] = {cls.name: cls for cls in (WhisperEnglish, SeedTTS, Identity)}
+_HINT = "e.g. task.normalizer._target_=mio_eval.metrics.normalizers.SeedTTS"
+
+
+def text_normalizer(spec: str | TextNormalizer) -> TextNormalizer:
+    """The normaliser a recorded name (``whisper_en``, ``seed_tts``, ``none``) stands for; a
+    normaliser is returned as is; an unknown name is a ValueError."""
+    if isinstance(spec, TextNormalizer):
+        return spec
     try:
-        return NORMALIZERS[name]
-    except KeyError:
-        raise ValueError(f"unknown normalizer {name!r}; choose one of {sorted(NORMALIZERS)}") from None
+        return NORMALIZERS[spec]()
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown normalizer {spec!r}; choose one of {sorted(NORMALIZERS)}") from None
+
+
+def get_normalizer(name: str | TextNormalizer) -> Callable[[str], str]:
+    """:func:`text_normalizer` (the name of earlier versions)."""
+    return text_normalizer(name)
+
+
+def check_text_normalizer(value: Any, *, what: str = "task.normalizer") -> TextNormalizer:
+    """``value`` if it is a text normaliser, else a one-line ConfigError naming the ``_target_``
+    form (a bare name such as ``whisper_en`` is the string knob of earlier versions)."""
+    return check_target(value, TextNormalizer, what=what, kind="text normaliser",
+                        choices=", ".join(cls.__name__ for cls in NORMALIZERS.values()), module=__name__, hint=_HINT)

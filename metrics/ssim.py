@@ -12,7 +12,9 @@ result (:func:`ssim_settings`):
   array is taken to be on the same 0-255 scale (skimage *requires* ``data_range`` for float input).
 * **window**: ``variant="skimage"`` is the library default (7x7 uniform window, sample
   covariance, K1 0.01, K2 0.03); ``variant="wang2004"`` is the paper's Gaussian window
-  (``gaussian_weights=True, sigma=1.5, use_sample_covariance=False``).
+  (``gaussian_weights=True, sigma=1.5, use_sample_covariance=False``). A task selects the window
+  by ``_target_`` (``mio_eval.metrics.ssim_windows.SkimageWindow``, ``GaussianWindow``; this module's
+  name is shadowed by the ``ssim`` function in ``mio_eval.metrics``); its ``name`` is the variant.
 
 Vectors (computed with scikit-image 0.26): with ``a = (arange(64*64).reshape(64, 64) % 256)`` as uint8
 and ``b = a`` with ``b[::2, ::2] = 255 - b[::2, ::2]``:
@@ -31,13 +33,22 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from mio_eval.metrics.base import MetricResult
+from mio_eval.metrics.ssim_windows import (WINDOWS as _WINDOWS, GaussianWindow, SkimageWindow,  # re-exported
+                                           SSIMWindow, check_ssim_window)
 
-__all__ = ["SSIM_VARIANTS", "SSIM_RESIZE", "SSIM_COLORS", "ssim", "ssim_settings", "SSIM"]
+__all__ = ["SSIM_VARIANTS", "SSIM_RESIZE", "SSIM_COLORS", "SSIMWindow", "SkimageWindow", "GaussianWindow",
+           "check_ssim_window", "ssim", "ssim_settings", "SSIM"]
 
 SSIM_VARIANTS: dict[str, dict[str, Any]] = {
     "skimage": {"win_size": 7, "gaussian_weights": False, "use_sample_covariance": True, "K1": 0.01, "K2": 0.03},
     "wang2004": {"gaussian_weights": True, "sigma": 1.5, "use_sample_covariance": False, "K1": 0.01, "K2": 0.03},
 }
+
+
+def _window_name(variant: "str | SSIMWindow") -> str:
+    return variant.name if isinstance(variant, SSIMWindow) else variant
+
+
 SSIM_RESIZE = ("reference", "none")
 SSIM_COLORS = ("rgb", "gray")
 DATA_RANGE = 255.0
@@ -128,16 +139,15 @@ class SSIM:
     name = "ssim"
     higher_is_better = True
 
-    def __init__(self, *, variant: str = "skimage", resize: str = "reference", color: str = "rgb",
+    def __init__(self, *, variant: "str | SSIMWindow" = "skimage", resize: str = "reference", color: str = "rgb",
                  name: str = "ssim") -> None:
+        variant = _window_name(variant)
         _check(variant, resize, color)
         self.name = name
         self.variant = variant
         self.resize = resize
         self.color = color
-        self.provenance = ("skimage.metrics.structural_similarity, "
-                           + ("library defaults (7x7 uniform window)" if variant == "skimage"
-                              else "Wang et al. 2004 Gaussian window (sigma 1.5, population covariance)")
+        self.provenance = ("skimage.metrics.structural_similarity, " + _WINDOWS[variant].description
                            + f"; data_range 255; {color}; generated resized to the reference (bilinear)")
         self.reset()
 

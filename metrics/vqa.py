@@ -47,32 +47,30 @@ from __future__ import annotations
 
 import re
 import statistics
-from typing import Callable, Iterable, Sequence
+from abc import ABC, abstractmethod
+from typing import Any, Callable, ClassVar, Iterable, Sequence
 
+from mio_eval.errors import check_target
 from mio_eval.metrics.base import MetricResult
 
 __all__ = [
+    "NORMALIZERS",
     "VQA_VARIANTS",
     "VQAAccuracy",
+    "VQANormalizer",
+    "Lmms",
+    "LmmsTokenized",
+    "Lmms2024",
+    "Vqa2016",
+    "Vqa2021",
+    "check_normalizer",
     "process_digit_article",
     "process_punctuation",
     "vqa_accuracies",
     "vqa_accuracy",
     "vqa_normalize",
+    "vqa_normalizer",
 ]
-
-VQA_VARIANTS: dict[str, str] = {
-    "lmms": "lmms-eval @75571cf lmms_eval/tasks/vqav2/utils.py (EvalAIAnswerProcessor "
-    "process_punctuation + process_digit_article on answers and prediction, always)",
-    "lmms_tokenized": "lmms-eval @75571cf lmms_eval/tasks/ok_vqa/utils.py and vizwiz_vqa/utils.py "
-    "(EvalAIAnswerProcessor.__call__: word_tokenize, then punctuation + digit/article, both sides)",
-    "vqa2016": "GT-Vision-Lab/VQA @458a8b2 PythonEvaluationTools/vqaEvaluation/vqaEval.py "
-    "(= LAVIS / SEED-Bench copy: prediction always normalised; answers punctuation-only if not all identical)",
-    "vqa2021": "GT-Vision-Lab/VQA @a013f00 PythonEvaluationTools/vqaEvaluation/vqaEval.py "
-    "(both sides normalised only if the answers are not all identical, else raw comparison)",
-    "lmms_2024": "lmms-eval @7548ebe lmms_eval/tasks/vqav2/utils.py (before the 2025 fixes b439d82, 28ea9a1: "
-    "prediction through EvalAIAnswerProcessor.__call__; answers normalised only if not all identical)",
-}
 
 # --- the normalisation tables, as in both references ------------------------------------------
 
@@ -175,28 +173,6 @@ def _norm_lmms_tokenized(text: str) -> str:
     return process_digit_article(process_punctuation(_clean(text), comma_rule="lmms"))
 
 
-def vqa_normalize(text: str, *, variant: str = "lmms") -> str:
-    """The full normalisation a variant applies when it normalises (for the official variants
-    that is the prediction side; ``vqa2016`` answers only get :func:`process_punctuation`).
-
-    >>> vqa_normalize("The cat's toy"), vqa_normalize("The cat's toy", variant="lmms_tokenized")
-    ("cat's toy", "cat 's toy")
-    """
-    _check_variant(variant)
-    if variant == "lmms":
-        return _norm_lmms(text)
-    if variant == "lmms_tokenized":
-        return _norm_lmms_tokenized(text)
-    if variant == "lmms_2024":  # the prediction when the answers differ (processed twice)
-        return _norm_lmms(_norm_lmms_tokenized(text))
-    return _norm_official(_clean(text))
-
-
-def _check_variant(variant: str) -> None:
-    if variant not in VQA_VARIANTS:
-        raise ValueError(f"unknown VQA variant {variant!r}; choose one of {tuple(VQA_VARIANTS)}")
-
-
 # --- leave-one-out mean -------------------------------------------------------------------------
 
 
@@ -265,73 +241,219 @@ class _Memo(dict):
         return value
 
 
-def _make_scorer(variant: str) -> Callable[[str, Sequence[str]], float]:
-    """A per-question scorer with its own normalisation caches (one per batch call)."""
-    _check_variant(variant)
-    if variant in ("lmms", "lmms_tokenized"):
-        memo = _Memo(_norm_lmms if variant == "lmms" else _norm_lmms_tokenized)
+# --- the normalisers: one class per reference, chosen in the task YAML by ``_target_`` ---------
+
+
+class VQANormalizer(ABC):
+    """One reference's answer processing: how a prediction is normalised (:meth:`normalize`, also
+    the answer a submission file carries) and how a question is scored (:meth:`scorer`: the
+    reference's normalisation of both sides, then the leave-one-out rule).
+
+    ``name`` is the ``variant`` recorded with every result and ``provenance`` the text the metric
+    carries; both are compared by the regression gate, so they never change for a given class.
+    Select one in a task YAML (``normalizer: {_target_: mio_eval.metrics.vqa.LmmsTokenized}``).
+    """
+
+    name: ClassVar[str]
+    provenance: ClassVar[str]
+
+    @abstractmethod
+    def normalize(self, text: str) -> str:
+        """The full normalisation this reference applies when it normalises the prediction."""
+
+    @abstractmethod
+    def scorer(self) -> Callable[[str, Sequence[str]], float]:
+        """A per-question scorer with its own normalisation caches (one per batch call)."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+    def __eq__(self, other: object) -> bool:
+        return type(self) is type(other)
+
+    def __hash__(self) -> int:
+        return hash(type(self))
+
+
+def _no_answers() -> ValueError:
+    return ValueError("VQA accuracy of a question with no answers is undefined")
+
+
+class Lmms(VQANormalizer):
+    """lmms-eval ``vqav2/utils.py`` @75571cf: both sides cleaned, punctuation + digit/article, always;
+    ``statistics.mean``.
+
+    >>> Lmms().normalize("The cat's toy"), Lmms().scorer()("Yes", ["yes"] * 10)
+    ("cat's toy", 1.0)
+    """
+
+    name = "lmms"
+    provenance = ("lmms-eval @75571cf lmms_eval/tasks/vqav2/utils.py (EvalAIAnswerProcessor "
+                  "process_punctuation + process_digit_article on answers and prediction, always)")
+    _norm = staticmethod(_norm_lmms)
+    _empty_ok = False
+
+    def normalize(self, text: str) -> str:
+        return self._norm(text)
+
+    def scorer(self) -> Callable[[str, Sequence[str]], float]:
+        memo = _Memo(self._norm)
         loo = _LOO["exact"]
-        empty_ok = variant == "lmms_tokenized"
+        empty_ok = self._empty_ok
 
         def score(prediction: str, answers: Sequence[str]) -> float:
             if not answers:
                 if empty_ok:
                     return 0.0  # ok_vqa/vizwiz utils.py: "if gtAcc: ... else: accuracy = 0"
-                raise ValueError("VQA accuracy of a question with no answers is undefined")
+                raise _no_answers()
             return loo(memo[prediction], list(map(memo.__getitem__, answers)))
 
         return score
 
-    if variant == "lmms_2024":
-        return _lmms_2024_scorer()
 
-    loo = _LOO["sequential"]
-    full = _Memo(lambda s: _norm_official(_clean(s)))
-    if variant == "vqa2016":
+class LmmsTokenized(Lmms):
+    """lmms-eval ``ok_vqa/utils.py`` and ``vizwiz_vqa/utils.py`` @75571cf: the processor's
+    ``__call__`` on both sides (lower-case, delete ``,`` ``?``, split ``'s``); no answers -> 0.0.
+
+    >>> LmmsTokenized().normalize("The cat's toy")
+    "cat 's toy"
+    """
+
+    name = "lmms_tokenized"
+    provenance = ("lmms-eval @75571cf lmms_eval/tasks/ok_vqa/utils.py and vizwiz_vqa/utils.py "
+                  "(EvalAIAnswerProcessor.__call__: word_tokenize, then punctuation + digit/article, both sides)")
+    _norm = staticmethod(_norm_lmms_tokenized)
+    _empty_ok = True
+
+
+class Lmms2024(VQANormalizer):
+    """lmms-eval ``vqav2/utils.py`` @7548ebe (the MIO paper's era): the prediction through
+    ``__call__``; answers (and the prediction a second time) normalised only when they are not all
+    identical, else compared raw.
+
+    >>> Lmms2024().scorer()("cat's toy", ["cat's toy"] * 5)
+    0.0
+    """
+
+    name = "lmms_2024"
+    provenance = ("lmms-eval @7548ebe lmms_eval/tasks/vqav2/utils.py (before the 2025 fixes b439d82, 28ea9a1: "
+                  "prediction through EvalAIAnswerProcessor.__call__; answers normalised only if not all identical)")
+
+    def normalize(self, text: str) -> str:  # the prediction when the answers differ (processed twice)
+        return _norm_lmms(_norm_lmms_tokenized(text))
+
+    def scorer(self) -> Callable[[str, Sequence[str]], float]:
+        # vqav2_process_results @7548ebe: resAns = processor(pred); answers stripped; if they are
+        # not all identical, answers get punctuation + digit/article and resAns the same a second
+        # time (``_norm_lmms`` of an already-processed string); statistics.mean.
+        tokenized = _Memo(_norm_lmms_tokenized)
+        full = _Memo(_norm_lmms)
+        clean = _Memo(_clean)
+        loo = _LOO["exact"]
+
+        def score(prediction: str, answers: Sequence[str]) -> float:
+            if not answers:
+                raise _no_answers()
+            gts = list(map(clean.__getitem__, answers))
+            pred = tokenized[prediction]
+            if len(set(gts)) > 1:
+                return loo(full[pred], list(map(full.__getitem__, gts)))
+            return loo(pred, gts)
+
+        return score
+
+
+class Vqa2016(VQANormalizer):
+    """GT-Vision-Lab/VQA ``vqaEval.py`` @458a8b2 (LAVIS, SEED-Bench): the prediction always fully
+    normalised; answers punctuation-only and only when not all identical, never stripped.
+
+    >>> Vqa2016().scorer()("hot-dog", ["hot-dog"] * 5 + ["x"] * 5)
+    1.0
+    """
+
+    name = "vqa2016"
+    provenance = ("GT-Vision-Lab/VQA @458a8b2 PythonEvaluationTools/vqaEvaluation/vqaEval.py "
+                  "(= LAVIS / SEED-Bench copy: prediction always normalised; answers punctuation-only if not all identical)")
+
+    def normalize(self, text: str) -> str:
+        return _norm_official(_clean(text))
+
+    def scorer(self) -> Callable[[str, Sequence[str]], float]:
+        loo = _LOO["sequential"]
+        full = _Memo(self.normalize)
         punct = _Memo(process_punctuation)
 
         def score(prediction: str, answers: Sequence[str]) -> float:
             if not answers:
-                raise ValueError("VQA accuracy of a question with no answers is undefined")
+                raise _no_answers()
             # Answers are neither stripped nor digit/article-processed in this version.
             gts = list(map(punct.__getitem__, answers)) if len(set(answers)) > 1 else list(answers)
             return loo(full[prediction], gts)
 
         return score
 
-    clean = _Memo(_clean)
-    full_clean = _Memo(_norm_official)  # input already cleaned
 
-    def score(prediction: str, answers: Sequence[str]) -> float:
-        if not answers:
-            raise ValueError("VQA accuracy of a question with no answers is undefined")
-        gts = list(map(clean.__getitem__, answers))
-        if len(set(gts)) > 1:
-            return loo(full[prediction], list(map(full_clean.__getitem__, gts)))
-        return loo(clean[prediction], gts)
+class Vqa2021(Vqa2016):
+    """GT-Vision-Lab/VQA ``vqaEval.py`` @a013f00 (HEAD): both sides stripped; both normalised only
+    when the answers are not all identical, else raw strings compared.
 
-    return score
+    >>> Vqa2021().scorer()("Yes", ["yes"] * 10)
+    0.0
+    """
+
+    name = "vqa2021"
+    provenance = ("GT-Vision-Lab/VQA @a013f00 PythonEvaluationTools/vqaEvaluation/vqaEval.py "
+                  "(both sides normalised only if the answers are not all identical, else raw comparison)")
+
+    def scorer(self) -> Callable[[str, Sequence[str]], float]:
+        loo = _LOO["sequential"]
+        full = _Memo(self.normalize)
+        clean = _Memo(_clean)
+        full_clean = _Memo(_norm_official)  # input already cleaned
+
+        def score(prediction: str, answers: Sequence[str]) -> float:
+            if not answers:
+                raise _no_answers()
+            gts = list(map(clean.__getitem__, answers))
+            if len(set(gts)) > 1:
+                return loo(full[prediction], list(map(full_clean.__getitem__, gts)))
+            return loo(clean[prediction], gts)
+
+        return score
 
 
-def _lmms_2024_scorer() -> Callable[[str, Sequence[str]], float]:
-    # lmms-eval @7548ebe vqav2_process_results: resAns = processor(pred); answers stripped; if
-    # they are not all identical, answers get punctuation + digit/article and resAns the same a
-    # second time (``_norm_lmms`` of an already-processed string); statistics.mean.
-    tokenized = _Memo(_norm_lmms_tokenized)
-    full = _Memo(_norm_lmms)
-    clean = _Memo(_clean)
-    loo = _LOO["exact"]
+NORMALIZERS: tuple[type[VQANormalizer], ...] = (Lmms, LmmsTokenized, Vqa2016, Vqa2021, Lmms2024)
+# name -> provenance, for the pure functions' ``variant=`` and for listings (derived, not a second table).
+VQA_VARIANTS: dict[str, str] = {cls.name: cls.provenance for cls in NORMALIZERS}
+_BY_NAME: dict[str, type[VQANormalizer]] = {cls.name: cls for cls in NORMALIZERS}
+_HINT = "e.g. task.normalizer._target_=mio_eval.metrics.vqa.LmmsTokenized"
 
-    def score(prediction: str, answers: Sequence[str]) -> float:
-        if not answers:
-            raise ValueError("VQA accuracy of a question with no answers is undefined")
-        gts = list(map(clean.__getitem__, answers))
-        pred = tokenized[prediction]
-        if len(set(gts)) > 1:
-            return loo(full[pred], list(map(full.__getitem__, gts)))
-        return loo(pred, gts)
 
-    return score
+def vqa_normalizer(variant: str | VQANormalizer) -> VQANormalizer:
+    """The normaliser a recorded variant name (``lmms``, ``vqa2021``...) stands for; a normaliser
+    is returned as is. Library callers and the parity tests use names; task YAMLs use ``_target_``."""
+    if isinstance(variant, VQANormalizer):
+        return variant
+    if variant not in _BY_NAME:
+        raise ValueError(f"unknown VQA variant {variant!r}; choose one of {tuple(VQA_VARIANTS)}")
+    return _BY_NAME[variant]()
+
+
+def check_normalizer(value: Any, *, what: str = "task.normalizer") -> VQANormalizer:
+    """``value`` if it is a VQA normaliser, else a one-line ConfigError naming the ``_target_`` form
+    (a bare name such as ``lmms`` is the ``variant:`` knob of earlier versions)."""
+    return check_target(value, VQANormalizer, what=what, kind="VQA normaliser",
+                        choices=", ".join(cls.__name__ for cls in NORMALIZERS), module=__name__, hint=_HINT)
+
+
+def vqa_normalize(text: str, *, variant: str | VQANormalizer = "lmms") -> str:
+    """The full normalisation a variant applies when it normalises (for the official variants
+    that is the prediction side; ``vqa2016`` answers only get :func:`process_punctuation`).
+
+    >>> vqa_normalize("The cat's toy"), vqa_normalize("The cat's toy", variant="lmms_tokenized")
+    ("cat's toy", "cat 's toy")
+    """
+    return vqa_normalizer(variant).normalize(text)
 
 
 def _check_pair(prediction: str, answers: Sequence[str]) -> None:
@@ -341,7 +463,7 @@ def _check_pair(prediction: str, answers: Sequence[str]) -> None:
         raise TypeError("answers must be a sequence of strings, not one string")
 
 
-def vqa_accuracy(prediction: str, answers: Sequence[str], *, variant: str = "lmms") -> float:
+def vqa_accuracy(prediction: str, answers: Sequence[str], *, variant: str | VQANormalizer = "lmms") -> float:
     """Accuracy of one prediction against its annotators' answers, in [0, 1].
 
     >>> vqa_accuracy("2", ["2"] + ["3"] * 9)
@@ -350,11 +472,11 @@ def vqa_accuracy(prediction: str, answers: Sequence[str], *, variant: str = "lmm
     1.0
     """
     _check_pair(prediction, answers)
-    return _make_scorer(variant)(prediction, answers)
+    return vqa_normalizer(variant).scorer()(prediction, answers)
 
 
 def vqa_accuracies(
-    predictions: Sequence[str], answers_lists: Sequence[Sequence[str]], *, variant: str = "lmms"
+    predictions: Sequence[str], answers_lists: Sequence[Sequence[str]], *, variant: str | VQANormalizer = "lmms"
 ) -> list[float]:
     """:func:`vqa_accuracy` of every pair, normalising each distinct string once.
 
@@ -362,7 +484,7 @@ def vqa_accuracies(
     """
     if len(predictions) != len(answers_lists):
         raise ValueError(f"{len(predictions)} predictions but {len(answers_lists)} answer lists")
-    score = _make_scorer(variant)
+    score = vqa_normalizer(variant).scorer()
     out = []
     for prediction, answers in zip(predictions, answers_lists):
         _check_pair(prediction, answers)
@@ -385,11 +507,11 @@ class VQAAccuracy:
 
     higher_is_better = True
 
-    def __init__(self, *, variant: str = "lmms", name: str = "vqa_accuracy") -> None:
-        _check_variant(variant)
-        self.variant = variant
+    def __init__(self, *, normalizer: VQANormalizer | str = "lmms", name: str = "vqa_accuracy") -> None:
+        self.normalizer = vqa_normalizer(normalizer)
+        self.variant = self.normalizer.name
         self.name = name
-        self.provenance = VQA_VARIANTS[variant]
+        self.provenance = self.normalizer.provenance
         self.reset()
 
     def reset(self) -> None:
@@ -411,7 +533,7 @@ class VQAAccuracy:
                 raise ValueError(f"{len(types)} {group}s for {len(predictions)} predictions")
             if self._updated and (types is None) != (group not in self._types):
                 raise ValueError(f"{group}s must be given with every update or with none")
-        scores = vqa_accuracies(predictions, answers_lists, variant=self.variant)
+        scores = vqa_accuracies(predictions, answers_lists, variant=self.normalizer)
         for group, types in given.items():
             if types is not None:
                 self._types.setdefault(group, []).extend(types)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from mio_eval.metrics.base import MetricResult
-from mio_eval.metrics.normalizers import get_normalizer
+from mio_eval.metrics.normalizers import TextNormalizer, text_normalizer
 
 __all__ = ["WerCounts", "wer_counts", "word_error_rate", "WordErrorRate", "WER_MODES"]
 
@@ -78,9 +78,9 @@ def word_error_rate(
     hypotheses: Sequence[str],
     *,
     mode: str = "corpus",
-    normalizer: str = "whisper_en",
+    normalizer: str | TextNormalizer = "whisper_en",
 ) -> float:
-    """WER of ``hypotheses`` against ``references`` after the named normaliser.
+    """WER of ``hypotheses`` against ``references`` after the normaliser (an object or its name).
 
     >>> refs = ["the cat sat on the mat", "hello world"]
     >>> hyps = ["the cat sat on mat", "hello there world"]
@@ -89,7 +89,7 @@ def word_error_rate(
     >>> round(word_error_rate(refs, hyps, mode="utterance_mean"), 4)
     0.3333
     """
-    norm = get_normalizer(normalizer)
+    norm = text_normalizer(normalizer)
     return aggregate(wer_counts([norm(r) for r in references], [norm(h) for h in hypotheses]), mode)
 
 
@@ -99,14 +99,15 @@ class WordErrorRate:
     higher_is_better = False
     provenance = "jiwer.process_words alignment"
 
-    def __init__(self, *, mode: str = "corpus", normalizer: str = "whisper_en", name: str | None = None) -> None:
+    def __init__(self, *, mode: str = "corpus", normalizer: str | TextNormalizer = "whisper_en",
+                 name: str | None = None) -> None:
         if mode not in WER_MODES:
             raise ValueError(f"unknown WER mode {mode!r}; choose one of {WER_MODES}")
         self.mode = mode
-        self.normalizer = normalizer
-        self._norm = get_normalizer(normalizer)
+        self._norm = text_normalizer(normalizer)
+        self.normalizer = self._norm.name  # recorded in variant and provenance
         self.name = name or f"wer_{'corpus' if mode == 'corpus' else 'utt_mean'}"
-        self.variant = f"{mode}+{normalizer}"
+        self.variant = f"{mode}+{self.normalizer}"
         self.reset()
 
     def reset(self) -> None:

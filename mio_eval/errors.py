@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any, TypeVar
+
 __all__ = ["MioEvalError", "ConfigError", "ErrorBudgetExceeded", "Interrupted", "Terminated", "RunFailed", "StoreError",
-           "StoreWriteError", "MediaError"]
+           "StoreWriteError", "MediaError", "check_target"]
 
 
 class MioEvalError(Exception):
@@ -49,3 +51,20 @@ class Terminated(MioEvalError):
 class RunFailed(MioEvalError):
     """The run finished but cannot be trusted: over the error budget after scoring, every sample
     failed, or no metric could be computed. metrics.json is written (flagged); exit code 1."""
+
+
+_T = TypeVar("_T")
+
+
+def check_target(value: Any, base: type[_T], *, what: str, kind: str, choices: str, module: str, hint: str) -> _T:
+    """``value`` if it is a ``base`` (a behaviour the YAML selects by ``_target_``), else a one-line
+    ConfigError naming the ``_target_`` form: a bare string such as ``lmms`` is the string knob of
+    earlier versions, which is refused rather than looked up.
+
+    For example ``task.normalizer=lmms`` gives: ``task.normalizer must be a VQA normaliser given by
+    _target_ (Lmms, LmmsTokenized, ... in mio_eval.metrics.vqa; e.g.
+    task.normalizer._target_=mio_eval.metrics.vqa.LmmsTokenized), got 'lmms'``.
+    """
+    if not isinstance(value, base):
+        raise ConfigError(f"{what} must be a {kind} given by _target_ ({choices} in {module}; {hint}), got {value!r}")
+    return value

@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Mapping, Sequence
 
+from mio_eval.metrics.normalizers import TextNormalizer
 from mio_eval.metrics.wer import WER_MODES
 from mio_eval.tasks.base import Generated, InvalidOutput, ScoreReport, describe_output
 from mio_eval.tasks.speech import SpokenInputTask, WerScorer
@@ -32,7 +33,7 @@ class ASRTask(SpokenInputTask):
         loader: Callable[[], list[Sample]],
         prompt: str | None = None,
         generation: Mapping[str, Any] | None = None,
-        normalizer: str = "whisper_en",
+        normalizer: TextNormalizer | None = None,
         wer_modes: Sequence[str] = WER_MODES,
     ) -> None:  # options spelled out (not **kwargs): the signature is the YAML's contract
         self._spoken_input(name=name, loader=loader, prompt=prompt, generation=generation, normalizer=normalizer,
@@ -44,7 +45,7 @@ class ASRTask(SpokenInputTask):
         return output.text.strip()
 
     def score(self, generated: Sequence[Generated], *, work_dir: Path) -> ScoreReport:
-        scorer = WerScorer(normalizer=self.normalizer, modes=self.wer_modes)
+        scorer = WerScorer(normalizer=self.text_normalizer, modes=self.wer_modes)
         rows = []
         for g in generated:
             if g.error is not None:

@@ -37,8 +37,9 @@ of the ``task type`` field, e.g. ``action_and_activity``), with ``accuracy_macro
 ``accuracy_macro/task_type`` (unweighted means over the groups). Every metric's ``variant`` is
 the setting. A sample whose generation failed counts as an invalid answer, hence wrong, as the
 official scorer counts an empty response (``calculate_metrics.py``), and is listed in
-``n_errors`` with its reason; ``failed="exclude"`` leaves such samples out of every metric
-instead, and the variant then says so (``<setting>+exclude_failed``).
+``n_errors`` with its reason (``failed: {_target_: mio_eval.tasks.omnibench.CountWrong}``);
+:class:`ExcludeFailed` leaves such samples out of every metric instead, and the variant then says
+so (``<setting>+exclude_failed``). The settings record the policy's name (``wrong`` / ``exclude``).
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Mapping, Sequence
 
-from mio_eval.errors import ConfigError
+from mio_eval.errors import ConfigError, check_target
 from mio_eval.generation import generation_settings
 from mio_eval.metrics.choice import ChoiceAccuracy, choice_letter
 from mio_eval.tasks.base import Generated, ScoreReport
@@ -55,7 +56,7 @@ from mio_eval.tasks.multiple_choice import (ExtractChoice, Generate, LetterRule,
                                             check_strategy, format_options, letter_continuations)
 from mio_eval.types import Audio, Image, Modality, Output, Request, Sample, Text
 
-__all__ = ["OmniBenchTask", "SETTINGS", "omnibench_prompt", "format_options"]
+__all__ = ["OmniBenchTask", "SETTINGS", "FailurePolicy", "CountWrong", "ExcludeFailed", "omnibench_prompt", "format_options"]
 
 # setting -> (sends image, sends audio)
 SETTINGS: Mapping[str, tuple[bool, bool]] = {
@@ -64,7 +65,6 @@ SETTINGS: Mapping[str, tuple[bool, bool]] = {
     "textual_audio": (True, False),
     "textual_image_audio": (False, False),
 }
-FAILED = ("wrong", "exclude")  # what a failed generation counts as
 # setting -> the text before the question (create_prompt's four branches, verbatim)
 _LEADS: Mapping[str, str] = {
     "image_audio": "Please answer the following question based on the given image and audio:\n",
@@ -98,6 +98,48 @@ def omnibench_prompt(question: str, options: Sequence[str], setting: str = "imag
     return f"{lead}{question}.{choose}"
 
 
+class FailurePolicy:
+    """What a sample whose generation failed counts as; ``name`` is recorded in the settings
+    (``failed``) and ``variant_suffix`` / ``provenance`` in every metric (the gate compares them)."""
+
+    name: ClassVar[str]
+    exclude: ClassVar[bool]
+    variant_suffix: ClassVar[str]
+    provenance: ClassVar[str]
+    errors: ClassVar[str]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class CountWrong(FailurePolicy):
+    """The official scorer (``calculate_metrics.py``): no answer = invalid = wrong."""
+
+    name = "wrong"
+    exclude = False
+    variant_suffix = ""
+    provenance = "failed generations counted as invalid (wrong)"
+    errors = ("samples whose generation failed count as invalid answers, hence wrong "
+              "(as the official scorer; listed in n_errors)")
+
+
+class ExcludeFailed(FailurePolicy):
+    """Failed samples are left out of every metric (not the official protocol; the variant says so)."""
+
+    name = "exclude"
+    exclude = True
+    variant_suffix = "+exclude_failed"
+    provenance = "failed generations left out"
+    errors = "samples whose generation failed are left out of every metric (see n_errors)"
+
+
+def check_failure_policy(value: Any, *, what: str = "task.failed") -> FailurePolicy:
+    """``value`` if it is a failure policy, else a one-line ConfigError naming the ``_target_`` form
+    (``wrong`` / ``exclude`` are the string knob of earlier versions)."""
+    return check_target(value, FailurePolicy, what=what, kind="failure policy", choices="CountWrong, ExcludeFailed",
+                        module=__name__, hint="e.g. task.failed._target_=mio_eval.tasks.omnibench.ExcludeFailed")
+
+
 class OmniBenchTask:
     """OmniBench in one of its four input settings (see the module docstring)."""
 
@@ -111,15 +153,14 @@ class OmniBenchTask:
         loader: Callable[[], list[Sample]],
         setting: str = "image_audio",
         generation: Mapping[str, Any] | None = None,
-        failed: str = "wrong",
+        failed: FailurePolicy | None = None,
         scoring: ScoringStrategy | None = None,
         letter_rule: LetterRule | None = None,
     ) -> None:
         if setting not in SETTINGS:
             raise ConfigError(f"task.setting must be one of {', '.join(SETTINGS)}, got {setting!r}")
-        if failed not in FAILED:
-            raise ConfigError(f"task.failed must be one of {', '.join(FAILED)}, got {failed!r}")
-        self.failed = failed
+        self.failure_policy = check_failure_policy(CountWrong() if failed is None else failed)
+        self.failed = self.failure_policy.name  # the name the settings record
         self.scoring = check_strategy(Generate() if scoring is None else scoring)
         self.letter_rule = check_rule(ExtractChoice() if letter_rule is None else letter_rule)
         self.needs_loglikelihood = self.scoring.needs_loglikelihood
@@ -156,7 +197,7 @@ class OmniBenchTask:
             meta = g.sample.metadata
             base = {"id": g.sample.id, "audio_type": slug(meta["audio_type"]), "task_type": slug(meta["task_type"]),
                     "gold": g.sample.targets[0]}
-            if g.error is not None and self.failed == "exclude":
+            if g.error is not None and self.failure_policy.exclude:
                 rows.append({**base, "error": g.error})
                 continue
             if g.error is not None:  # the official scorer: no answer = invalid = wrong
@@ -170,11 +211,10 @@ class OmniBenchTask:
             golds.append(int(meta["answer"]))
             audio_types.append(base["audio_type"])
             task_types.append(base["task_type"])
-        variant = self.setting if self.failed == "wrong" else f"{self.setting}+exclude_failed"
+        variant = self.setting + self.failure_policy.variant_suffix
         if self.needs_loglikelihood:  # not the reference protocol: say so in every metric
             variant += f"+{self.scoring.name}"
-        failures = ("failed generations counted as invalid (wrong)" if self.failed == "wrong"
-                    else "failed generations left out")
+        failures = self.failure_policy.provenance
         metric = ChoiceAccuracy(
             variant=variant,
             provenance=("OmniBench official prompt (demo_api_call.py); gold = options.index(answer); "
@@ -189,7 +229,5 @@ class OmniBenchTask:
             settings={"setting": self.setting, "variant": variant, "scoring": self.scoring.name,
                       "extraction": None if self.needs_loglikelihood else repr(self.letter_rule),
                       "failed": self.failed,
-                      "errors": ("samples whose generation failed count as invalid answers, hence wrong "
-                                 "(as the official scorer; listed in n_errors)" if self.failed == "wrong" else
-                                 "samples whose generation failed are left out of every metric (see n_errors)")},
+                      "errors": self.failure_policy.errors},
         )

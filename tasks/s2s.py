@@ -19,7 +19,7 @@ from typing import Any, Callable, ClassVar, Mapping, Sequence
 
 from mio_eval.adapter import ModelAdapter
 from mio_eval.metrics.base import MetricResult
-from mio_eval.metrics.normalizers import get_normalizer
+from mio_eval.metrics.normalizers import TextNormalizer
 from mio_eval.metrics.wer import WER_MODES
 from mio_eval.tasks.base import Generated, ScoreReport, media_path
 from mio_eval.tasks.speech import SpokenInputTask, Transcriber, WerScorer
@@ -47,7 +47,7 @@ class SpeechToSpeechTask(SpokenInputTask):
         judge: ModelAdapter,
         prompt: str | None = None,
         generation: Mapping[str, Any] | None = None,
-        normalizer: str = "whisper_en",
+        normalizer: TextNormalizer | None = None,
         wer_modes: Sequence[str] = WER_MODES,
         judge_batch_size: int = 8,
     ) -> None:  # options spelled out (not **kwargs): the signature is the YAML's contract
@@ -65,8 +65,8 @@ class SpeechToSpeechTask(SpokenInputTask):
     def score(self, generated: Sequence[Generated], *, work_dir: Path) -> ScoreReport:
         ok = [g for g in generated if g.error is None]
         transcripts = self.transcriber([g.prediction for g in ok], work_dir)
-        norm = get_normalizer(self.normalizer)
-        scorer = WerScorer(normalizer=self.normalizer, modes=self.wer_modes, hypothesis_key="transcript")
+        norm = self.text_normalizer
+        scorer = WerScorer(normalizer=self.text_normalizer, modes=self.wer_modes, hypothesis_key="transcript")
         rows: dict[str, dict[str, Any]] = {}
         correct: list[bool] = []
         for g in generated:

@@ -16,7 +16,7 @@ from mio_eval.adapter import ModelAdapter, check_capabilities
 from mio_eval.batching import generate_batches
 from mio_eval.errors import ConfigError
 from mio_eval.metrics.base import MetricResult
-from mio_eval.metrics.normalizers import get_normalizer
+from mio_eval.metrics.normalizers import TextNormalizer, WhisperEnglish, check_text_normalizer, text_normalizer
 from mio_eval.metrics.wer import WER_MODES, WerCounts, WordErrorRate
 from mio_eval.progress import progress
 from mio_eval.tasks.base import TaskBase
@@ -52,10 +52,11 @@ class SpokenInputTask(TaskBase):
     output_modality: ClassVar[Modality]
 
     def _spoken_input(self, *, name: str, loader: Callable[[], list[Sample]], prompt: str | None,
-                      generation: Mapping[str, Any] | None, normalizer: str, wer_modes: Sequence[str]) -> None:
+                      generation: Mapping[str, Any] | None, normalizer: TextNormalizer | None,
+                      wer_modes: Sequence[str]) -> None:
         self._task(name=name, loader=loader, prompt=prompt or None, generation=generation)
-        get_normalizer(normalizer)
-        self.normalizer = normalizer
+        self.text_normalizer = check_text_normalizer(WhisperEnglish() if normalizer is None else normalizer)
+        self.normalizer = self.text_normalizer.name  # the name results record
         self.wer_modes = check_wer_modes(wer_modes)
         # An instruction is a text part: only models that read text can take it (Whisper cannot).
         self.input_modalities = frozenset({Modality.AUDIO} | ({Modality.TEXT} if self.prompt else set()))
@@ -110,13 +111,13 @@ class Transcriber:
 class WerScorer:
     """WER in each requested aggregation over one split, plus a row per utterance."""
 
-    def __init__(self, *, normalizer: str, modes: Sequence[str], prefix: str = "wer",
+    def __init__(self, *, normalizer: TextNormalizer | str, modes: Sequence[str], prefix: str = "wer",
                  variant_suffix: str = "", hypothesis_key: str = "hypothesis") -> None:
-        self.normalizer = normalizer
-        self._norm = get_normalizer(normalizer)
+        self._norm = text_normalizer(normalizer)
+        self.normalizer = self._norm.name
         self.modes = check_wer_modes(modes)
         self.metrics = {
-            mode: WordErrorRate(mode=mode, normalizer=normalizer,
+            mode: WordErrorRate(mode=mode, normalizer=self._norm,
                                 name=f"{prefix}_{'corpus' if mode == 'corpus' else 'utt_mean'}")
             for mode in self.modes
         }

@@ -26,7 +26,8 @@ Metrics (all per sample in ``scores.jsonl``; means in ``metrics.json``):
 * ``clip_t`` (``100 * cos(image, caption)``, unclamped, MME-Unify) and ``clip_t_clamped``
   (``max(100 * cos, 0)``, torchmetrics ``CLIPScore``), both against the prompt caption.
 * ``ssim``: :func:`mio_eval.metrics.ssim.ssim` with its pinned settings (generated resized to the
-  reference, bilinear; RGB; data_range 255; ``ssim_variant`` skimage or wang2004).
+  reference, bilinear; RGB; data_range 255; ``ssim_variant`` by ``_target_``: ``SkimageWindow`` or
+  ``GaussianWindow`` (Wang 2004), recorded as skimage / wang2004).
 * ``aesthetic`` (optional, ``score_aesthetic: true``): Aesthetic Predictor V2.5 on the generated image.
 
 A generation failure or an unreadable image on either side is that sample's error (GILL skips
@@ -172,15 +173,17 @@ class TextToImageTask(TaskBase):
                                                "record_split")
 
     def __init__(self, *, name: str, loader: Callable[[], list[Sample]], prompt: str = "{caption}",
-                 generation: Mapping[str, Any] | None = None, clip=None, ssim_variant: str = "skimage",
+                 generation: Mapping[str, Any] | None = None, clip=None, ssim_variant: Any = None,
                  ssim_color: str = "rgb", aesthetic=None, score_aesthetic: bool | None = None,
                  record_split: bool = True) -> None:
         from mio_eval.metrics.ssim import SSIM
+        from mio_eval.metrics.ssim_windows import SkimageWindow, check_ssim_window
 
         self._task(name=name, loader=loader, prompt=prompt, generation=generation, placeholders=("caption",))
         self.clip = clip
-        self.ssim_variant, self.ssim_color = ssim_variant, ssim_color
-        self._ssim = SSIM(variant=ssim_variant, color=ssim_color)  # validates the options
+        self.ssim_window = check_ssim_window(SkimageWindow() if ssim_variant is None else ssim_variant)
+        self.ssim_variant, self.ssim_color = self.ssim_window.name, ssim_color  # the recorded names
+        self._ssim = SSIM(variant=self.ssim_window, color=ssim_color)  # validates the options
         # ``score_aesthetic`` None: score whenever a predictor is given; False: never (the config
         # builds the predictor cheaply either way, so the switch is one override).
         if score_aesthetic is None:

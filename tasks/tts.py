@@ -28,7 +28,7 @@ from mio_eval.adapter import ModelAdapter
 from mio_eval.capabilities import Capabilities
 from mio_eval.errors import ConfigError
 from mio_eval.generation import generation_settings
-from mio_eval.metrics.normalizers import get_normalizer
+from mio_eval.metrics.normalizers import TextNormalizer, WhisperEnglish, check_text_normalizer
 from mio_eval.metrics.wer import WER_MODES
 from mio_eval.tasks.base import Generated, ScoreReport, media_path
 from mio_eval.tasks.speech import Transcriber, WerScorer, check_wer_modes
@@ -53,7 +53,7 @@ class TTSTask:
         judge: ModelAdapter,
         prompt: str = "{text}",
         generation: Mapping[str, Any] | None = None,
-        normalizer: str = "whisper_en",
+        normalizer: TextNormalizer | None = None,
         wer_modes: Sequence[str] = WER_MODES,
         judge_batch_size: int = 8,
         speaker_encoder: Any | None = None,
@@ -64,8 +64,8 @@ class TTSTask:
         self.loader = loader
         self.prompt = prompt
         self.generation = generation_settings(generation)
-        get_normalizer(normalizer)  # fail at construction on an unknown name
-        self.normalizer = normalizer
+        self.text_normalizer = check_text_normalizer(WhisperEnglish() if normalizer is None else normalizer)
+        self.normalizer = self.text_normalizer.name  # the name results record
         self.wer_modes = check_wer_modes(wer_modes)
         self.judge = judge
         self.transcriber = Transcriber(judge, batch_size=judge_batch_size, role="judge")
@@ -131,7 +131,7 @@ class TTSTask:
     def score(self, generated: Sequence[Generated], *, work_dir: Path) -> ScoreReport:
         ok = [g for g in generated if g.error is None]
         transcripts = self.transcriber([g.prediction for g in ok], work_dir)
-        scorer = WerScorer(normalizer=self.normalizer, modes=self.wer_modes, hypothesis_key="transcript")
+        scorer = WerScorer(normalizer=self.text_normalizer, modes=self.wer_modes, hypothesis_key="transcript")
         rows: dict[str, dict[str, Any]] = {}
         for g in generated:
             if g.error is not None:
@@ -150,7 +150,7 @@ class TTSTask:
         if self._round_trip is not None:
             scored = [g for g in ok if rows[g.sample.id]["error"] is None]
             own = self._round_trip([g.prediction for g in scored], work_dir)
-            trip = WerScorer(normalizer=self.normalizer, modes=self.wer_modes, prefix="wer",
+            trip = WerScorer(normalizer=self.text_normalizer, modes=self.wer_modes, prefix="wer",
                              variant_suffix="roundtrip", hypothesis_key="roundtrip_transcript")
             for metric in trip.metrics.values():
                 metric.name += "_roundtrip"

@@ -7,9 +7,10 @@ phrase."``; VizWiz questions are ``str.capitalize()``-d first as lmms-eval's
 
 Post-processing of the generated text, as lmms-eval: cut at the task's ``until`` strings
 (``"ASSISTANT:"`` for OK-VQA / VizWiz) and strip; everything else is the scorer's normalisation
-(the YAML's ``variant``: VQAv2 ``lmms``, OK-VQA / VizWiz ``lmms_tokenized``; see
-``mio_eval.metrics.vqa``). No first-word / first-line truncation and no stemming: those belong
-to other protocols (OpenFlamingo's ``postprocess_vqa_generation``) and are not mixed in.
+(the YAML's ``normalizer``, a ``_target_``: VQAv2 ``mio_eval.metrics.vqa.Lmms``, OK-VQA / VizWiz
+``LmmsTokenized``; results record its name as ``variant``; see ``mio_eval.metrics.vqa``). No
+first-word / first-line truncation and no stemming: those belong to other protocols
+(OpenFlamingo's ``postprocess_vqa_generation``) and are not mixed in.
 
 Scoring: accuracy per question = the leave-one-annotator-out ``min(1, matches/3)`` mean, then the
 mean over questions (overall and per answer type, ``breakdowns``). A split without answers
@@ -27,7 +28,7 @@ from typing import Any, Callable, ClassVar, Mapping, Sequence
 
 from mio_eval.errors import ConfigError
 from mio_eval.generation import generation_settings
-from mio_eval.metrics.vqa import VQA_VARIANTS, VQAAccuracy, vqa_normalize
+from mio_eval.metrics.vqa import Lmms, VQAAccuracy, VQANormalizer, check_normalizer
 from mio_eval.tasks.base import Generated, InvalidOutput, ScoreReport
 from mio_eval.tasks.image_prompts import check_template, render, stop_at
 from mio_eval.types import Image, Modality, Output, Request, Sample
@@ -41,7 +42,7 @@ _BREAKDOWNS = ("answer_type", "question_type")
 class VQATask:
     output_modality = Modality.TEXT
     input_modalities = frozenset({Modality.IMAGE, Modality.TEXT})
-    scoring_keys: ClassVar[tuple[str, ...]] = ("variant", "breakdowns", "submission", "submission_file")
+    scoring_keys: ClassVar[tuple[str, ...]] = ("normalizer", "breakdowns", "submission", "submission_file")
 
     def __init__(
         self,
@@ -52,7 +53,8 @@ class VQATask:
         generation: Mapping[str, Any] | None = None,
         until: Sequence[str] = (),
         capitalize_question: bool = False,
-        variant: str = "lmms",
+        normalizer: VQANormalizer | None = None,
+        variant: Any = None,
         breakdowns: Sequence[str] = ("answer_type",),
         submission: str = "question_id",
         submission_file: str = "submission.json",
@@ -63,9 +65,11 @@ class VQATask:
         self.generation = generation_settings(generation)
         self.until = tuple(until)
         self.capitalize_question = bool(capitalize_question)
-        if variant not in VQA_VARIANTS:
-            raise ConfigError(f"unknown VQA variant {variant!r}; choose one of {', '.join(VQA_VARIANTS)}")
-        self.variant = variant
+        if variant is not None:  # the string knob of earlier versions
+            raise ConfigError(f"task.variant is replaced by task.normalizer given by _target_ (e.g. "
+                              f"task.normalizer._target_=mio_eval.metrics.vqa.LmmsTokenized), got variant={variant!r}")
+        self.normalizer = check_normalizer(Lmms() if normalizer is None else normalizer)
+        self.variant = self.normalizer.name
         bad = [b for b in breakdowns if b not in _BREAKDOWNS]
         if bad:
             raise ConfigError(f"unknown VQA breakdown(s) {bad}; choose from {', '.join(_BREAKDOWNS)}")
@@ -111,18 +115,18 @@ class VQATask:
         artifacts: dict[str, Any] = {}
         if has_answers:
             scored = [g for g in ok if g.sample.targets]
-            metric = VQAAccuracy(variant=self.variant)
+            metric = VQAAccuracy(normalizer=self.normalizer)
             types = {b: [str(g.sample.metadata.get(b) or "unknown") for g in scored] for b in self.breakdowns}
             accuracies = metric.update([g.prediction for g in scored], [list(g.sample.targets) for g in scored],
                                        answer_types=types.get("answer_type"), question_types=types.get("question_type"))
             for g, acc in zip(scored, accuracies):
-                rows[g.sample.id].update(prediction=g.prediction, normalized=vqa_normalize(g.prediction, variant=self.variant),
+                rows[g.sample.id].update(prediction=g.prediction, normalized=self.normalizer.normalize(g.prediction),
                                          accuracy=acc, answers=list(g.sample.targets))
             metrics = tuple(metric.compute()) if scored else ()
         else:
             submission = []
             for g in ok:
-                answer = vqa_normalize(g.prediction, variant=self.variant)
+                answer = self.normalizer.normalize(g.prediction)
                 submission.append(self._submission_row(g.sample, answer))
                 rows[g.sample.id].update(prediction=g.prediction, submitted=answer)
             artifacts[self.submission_file] = submission

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from mio_eval.errors import ConfigError
 from mio_eval.metrics.clip_score import (
     CLIPImageSimilarity,
     CLIPTextSimilarity,
@@ -22,6 +23,7 @@ from mio_eval.metrics.clip_score import (
     cosine_rows,
     preprocess_image,
 )
+from mio_eval.metrics.clip_t import ClipTClamped, ClipTUnclamped, check_clip_t_rule
 
 TINY_OPEN_CLIP = {
     "embed_dim": 16,
@@ -74,6 +76,14 @@ def test_clip_t_variants():
     assert clip_t_from_cosines([-0.05], variant="torchmetrics") == [0.0]  # torchmetrics: clamped
     with pytest.raises(ValueError):
         clip_t_from_cosines([0.1], variant="hessel")
+    # The same cosines under the two rules a task selects by _target_ (recorded names unchanged).
+    assert ClipTUnclamped()([0.31, -0.05]) == [pytest.approx(31.0), pytest.approx(-5.0)]
+    assert ClipTClamped()([0.31, -0.05]) == [pytest.approx(31.0), 0.0]
+    assert (ClipTUnclamped.name, ClipTClamped.name) == ("mme_unify", "torchmetrics")
+    with pytest.raises(ConfigError, match=r"^task.clip_t_variant must be a CLIP-T rule given by _target_ .*"
+                                          r"task.clip_t_variant._target_=mio_eval.metrics.clip_t.ClipTClamped\), "
+                                          r"got 'torchmetrics'$"):
+        check_clip_t_rule("torchmetrics")
 
 
 def test_clip_i_and_t_functions_and_shells_on_fixed_embeddings():

@@ -14,9 +14,11 @@ import pytest
 from PIL import Image as PILImage
 
 from mio_eval import run
+from mio_eval.api import build_task, compose
 from mio_eval.errors import ConfigError
 from mio_eval.metrics.clip_score import cosine_rows
 from mio_eval.metrics.ssim import SSIM, ssim, ssim_settings
+from mio_eval.metrics.ssim_windows import GaussianWindow, SkimageWindow
 from mio_eval.models.oracle import OracleAdapter, answer_key
 from mio_eval.tasks.loaders.karpathy import KarpathyLoader
 from mio_eval.tasks.loaders.vist import VISTLoader
@@ -73,6 +75,29 @@ def test_ssim_resize_color_settings_and_shell():
     settings = ssim_settings(variant="wang2004")
     assert settings["data_range"] == 255 and settings["skimage_kwargs"]["sigma"] == 1.5
     assert result.extra["settings"]["variant"] == "wang2004" and SSIM().compute().value is None
+
+
+
+def test_ssim_window_is_chosen_by_target():
+    # The module's vectors: one pair, two windows, two known values; the recorded names are unchanged.
+    a = (np.arange(64 * 64).reshape(64, 64) % 256).astype(np.uint8)
+    b = a.copy()
+    b[::2, ::2] = 255 - b[::2, ::2]
+    values = {}
+    for window in (SkimageWindow(), GaussianWindow()):
+        metric = SSIM(variant=window)
+        metric.update([b], [a])
+        result = metric.compute()
+        values[result.variant.split("/")[0]] = round(result.value, 12)
+    assert values == {"skimage": 0.499038141199, "wang2004": 0.502968615497}
+    here = ["task=t2i_coco_karpathy", "model=dummy"]
+    target = "task.ssim_variant._target_=mio_eval.metrics.ssim_windows.GaussianWindow"
+    chosen = build_task(compose([*here, target]))
+    assert chosen.ssim_variant == "wang2004" and build_task(compose(here)).ssim_variant == "skimage"
+    with pytest.raises(ConfigError, match=r"^task.ssim_variant must be an? SSIM window given by _target_ .*"
+                                          r"task.ssim_variant._target_=mio_eval.metrics.ssim_windows.GaussianWindow\), "
+                                          r"got 'wang2004'$"):
+        build_task(compose([*here, "task.ssim_variant=wang2004"]))
 
 
 # --- vectors: CLIP (GILL) and exact match (VQA rules) ---------------------------------------------
@@ -509,7 +534,7 @@ def test_t2i_corrupt_images_are_per_sample_errors(data, tmp_path, tiny_hf_clip):
 def test_t2i_with_the_tiny_diffusers_pipeline(data, tmp_path, tiny_sd, tiny_hf_clip):  # noqa: F811
     metrics = _run("t2i_coco_karpathy", "diffusers_t2i", tmp_path, data, f"model.path={tiny_sd}",
                    "model.num_inference_steps=2", f"task.clip.path={tiny_hf_clip}", "runner.batch_size=2",
-                   "task.ssim_variant=wang2004")
+                   "task.ssim_variant._target_=mio_eval.metrics.ssim_windows.GaussianWindow")
     m = metrics["metrics"]
     assert metrics["n_errors"] == 0 and m["clip_i"]["n"] == 3 and m["ssim"]["variant"].startswith("wang2004")
     assert -1 <= m["ssim"]["value"] < 1 and metrics["model_provenance"]["seed_policy"] == "per_sample"

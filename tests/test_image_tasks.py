@@ -692,3 +692,26 @@ def test_vqav2_testdev_submission_exports_and_validates(data, tmp_path):
     target = export_submission(tmp_path / "dummy" / "vqav2_testdev", "vqav2", force=True)
     rows = json.loads(target.read_text())
     assert rows and validate_submission(rows, "vqav2") == [] and {r["answer"] for r in rows} == {"2"}
+
+
+def test_vqa_normalizer_is_chosen_by_target(data, tmp_path):
+    # One reply, two normalisers: lmms-eval vqav2 keeps "cat's", its ok_vqa/vizwiz processor splits it.
+    base = [f"paths.data_dir={data}", "runner.progress=false", "model.response=\"The cat's toy\""]
+    answers = {}
+    for target in ("Lmms", "LmmsTokenized"):
+        out = tmp_path / target
+        metrics = run("vqav2_testdev", "dummy", [*base, f"paths.results_dir={out}",
+                                                 f"task.normalizer._target_=mio_eval.metrics.vqa.{target}"])
+        assert metrics["scoring"]["variant"] == {"Lmms": "lmms", "LmmsTokenized": "lmms_tokenized"}[target]
+        sub = json.loads((out / "dummy" / "vqav2_testdev" / "vqav2_testdev_submission.json").read_text())
+        answers[target] = {row["answer"] for row in sub}
+    assert answers == {"Lmms": {"cat's toy"}, "LmmsTokenized": {"cat 's toy"}}
+
+
+@pytest.mark.parametrize("override", ["task.normalizer=lmms_tokenized", "+task.variant=lmms_tokenized"])
+def test_vqa_string_normalizer_is_refused(data, tmp_path, override):
+    with pytest.raises(ConfigError) as err:
+        build(compose(["task=vizwiz_val", "model=dummy", f"paths.data_dir={data}", override]))
+    message = str(err.value)
+    assert "\n" not in message and "task.normalizer._target_=mio_eval.metrics.vqa.LmmsTokenized" in message
+    assert "lmms_tokenized" in message

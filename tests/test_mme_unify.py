@@ -15,6 +15,7 @@ import pytest
 from PIL import Image as PILImage
 
 from mio_eval import run
+from mio_eval.api import build_task, compose
 from mio_eval.errors import ConfigError
 from mio_eval.metrics.image_quality import (
     LPIPS,
@@ -29,6 +30,7 @@ from mio_eval.metrics.image_quality import (
 )
 from mio_eval.tasks.loaders.mme_unify import MMEUnifyLoader, split_choice
 from mio_eval.tasks.mme_unify import mme_unify_scores, parse_vcot, read_official_prompts, scores_from_metrics
+from mio_eval.tasks.mme_unify.generation import KeyFrames, MinSizePair, NoPairResize, UniformFrames
 from mio_eval.types import Image, Modality, Output, Text, Video
 from test_clip_metrics import tiny_hf_clip  # noqa: F401 - shared fixture
 
@@ -168,6 +170,34 @@ def test_keyframes_and_uniform_indices():
     keys = keyframe_indices(cuts, num_frames=4)  # a cut every 2 frames: 20 keys -> 4 evenly chosen
     assert len(keys) == 4 and keys[0] == 0
     assert uniform_indices(3, 5) == [0, 1, 2]  # duplicates collapse as in the reference's read loop
+
+
+def test_frame_sampler_and_pair_resize_are_chosen_by_target(tmp_path):
+    # A cut every 3 frames: the reference's key frames are the cuts, uniform sampling is not.
+    cuts = [np.full((8, 8, 3), 0 if (i // 3) % 2 == 0 else 255, np.uint8) for i in range(12)]
+    assert KeyFrames()(cuts, 4) == [0, 3, 6, 9] and UniformFrames()(cuts, 4) == [0, 3, 7, 11]
+    # Pairing a 48x40 generation with a 32x24 reference: MME-Unify resizes both to the smaller size.
+    gen, ref = _png(tmp_path, "g.png", (10, 20, 30)), _png(tmp_path, "r.png", (10, 20, 30), size=(32, 24))
+    pairs = {cls.name: [np.asarray(x).shape for x in cls()(str(tmp_path / gen), str(tmp_path / ref))]
+             for cls in (MinSizePair, NoPairResize)}
+    assert pairs == {"min_size": [(24, 32, 3)] * 2, "none": [(40, 48, 3), (24, 32, 3)]}
+    here = "mio_eval.tasks.mme_unify.generation"
+    default = build_task(compose(["task=mme_unify_generation_image", "model=dummy"]))
+    chosen = build_task(compose(["task=mme_unify_generation_image", "model=dummy",
+                                 f"task.pair_resize._target_={here}.NoPairResize",
+                                 f"task.video_frames._target_={here}.UniformFrames"]))
+    assert (default.pair_resize, default.video_frames) == ("min_size", "keyframes")
+    assert (chosen._variant("clip_i"), chosen._variant("fvd")) == ("cosine_x100/pair_resize=none",
+                                                                   "resnet50_sqeuclid/uniform/none")
+    clamped = build_task(compose(["task=mme_unify_generation_image", "model=dummy",
+                                  "task.clip_t_variant._target_=mio_eval.metrics.clip_t.ClipTClamped"]))
+    assert (default._variant("clip_t"), clamped._variant("clip_t")) == ("mme_unify", "torchmetrics")
+    for knob, old, target in (("pair_resize", "none", f"{here}.NoPairResize"),
+                              ("video_frames", "uniform", f"{here}.UniformFrames"),
+                              ("clip_t_variant", "torchmetrics", "mio_eval.metrics.clip_t.ClipTClamped")):
+        with pytest.raises(ConfigError, match=rf"^task.{knob} must be .* given by _target_ .*"
+                                              rf"task.{knob}._target_={target}\), got '{old}'$"):
+            build_task(compose(["task=mme_unify_generation_image", "model=dummy", f"task.{knob}={old}"]))
 
 
 def test_video_distance_zero_for_same_video(weights, tmp_path):

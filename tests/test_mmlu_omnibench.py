@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from mio_eval import run
+from mio_eval.api import build_task, compose
 from mio_eval.capabilities import Capabilities
 from mio_eval.errors import ConfigError
 from mio_eval.metrics.choice import extract_choice
@@ -23,7 +24,7 @@ from mio_eval.tasks.loaders.mmlu import (CATEGORIES, SUBCATEGORIES, SUBJECTS, TE
 from mio_eval.tasks.loaders.omnibench import OmniBenchLoader, gold_index, slug
 from mio_eval.tasks.mmlu import MMLUTask, format_block, header_line, render_prompt
 from mio_eval.tasks.multiple_choice import Generate
-from mio_eval.tasks.omnibench import OmniBenchTask, omnibench_prompt
+from mio_eval.tasks.omnibench import CountWrong, ExcludeFailed, OmniBenchTask, omnibench_prompt
 from mio_eval.types import Audio, Image, Modality, Output, Text
 from helpers import char_tokenizer
 
@@ -546,13 +547,21 @@ def test_omnibench_failed_generations_count_wrong_unless_excluded(omni_root, tmp
     assert m["invalid_rate"].value == pytest.approx(1 / 6) and m["accuracy"].variant == "image_audio"
     assert report.n_errors == 1 and report.per_sample[0]["correct"] is False
     # The variant that leaves failures out says so in every metric.
-    task = OmniBenchTask(name="o", loader=list, failed="exclude")
+    task = OmniBenchTask(name="o", loader=list, failed=ExcludeFailed())
     report = task.score(generated(task), work_dir=tmp_path)
     m = {r.name: r for r in report.metrics}
     assert m["accuracy"].value == 1.0 and m["accuracy"].n == 5 and report.n_errors == 1
     assert {r.variant for r in report.metrics} == {"image_audio+exclude_failed"}
-    with pytest.raises(ConfigError, match="task.failed must be one of wrong, exclude"):
-        OmniBenchTask(name="o", loader=list, failed="skip")
+    assert report.settings["failed"] == "exclude"
+    # The YAML selects the policy by _target_ (the default is CountWrong).
+    common = ["task=omnibench", "model=dummy", f"task.loader.root={omni_root}", "task.loader.expected_size=null"]
+    assert isinstance(build_task(compose(common)).failure_policy, CountWrong)
+    chosen = build_task(compose([*common, "task.failed._target_=mio_eval.tasks.omnibench.ExcludeFailed"]))
+    assert isinstance(chosen.failure_policy, ExcludeFailed) and chosen.failed == "exclude"
+    for old in ("exclude", "wrong"):  # the string knob of earlier versions: one line naming the _target_ form
+        with pytest.raises(ConfigError, match=r"^task.failed must be a failure policy given by _target_ .*"
+                           r"task.failed._target_=mio_eval.tasks.omnibench.ExcludeFailed\), got '" + old + "'$"):
+            OmniBenchTask(name="o", loader=list, failed=old)
 
 
 def test_omnibench_end_to_end_with_dummy(omni_root, tmp_path):

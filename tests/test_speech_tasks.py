@@ -13,6 +13,7 @@ import pytest
 import soundfile as sf
 
 from mio_eval import run
+from mio_eval.api import build, compose
 from mio_eval.errors import ConfigError, MediaError
 from mio_eval.media import load_audio
 from mio_eval.metrics import word_error_rate
@@ -298,6 +299,29 @@ def test_asr_empty_transcripts_score_wer_one(librispeech, tmp_path):
     assert metrics["metrics"]["wer_utt_mean"]["value"] == 1.0
     rows = _lines(tmp_path / "dummy" / "asr_librispeech_test_clean" / "scores.jsonl")
     assert rows[0]["deletions"] == 8 and rows[0]["substitutions"] == 0
+
+
+@pytest.mark.parametrize("target, name, wer", [
+    ("WhisperEnglish", "whisper_en", 0.0),   # "stew-for-dinner." -> "stew for dinner": 8 of 8 words right
+    ("SeedTTS", "seed_tts", 3 / 8),          # punctuation deleted: "stewfordinner" = 1 substitution + 2 deletions
+])
+def test_asr_text_normalizer_is_chosen_by_target(librispeech, tmp_path, target, name, wer):
+    metrics = run("asr_librispeech_test_clean", "dummy", _overrides(
+        tmp_path, f"paths.data_dir={librispeech.parent}", "model.response='He hoped there would be stew-for-dinner.'",
+        f"task.normalizer._target_=mio_eval.metrics.normalizers.{target}"))
+    assert metrics["metrics"]["wer_corpus"]["variant"] == f"corpus+{name}" and metrics["scoring"]["normalizer"] == name
+    rows = _lines(tmp_path / "dummy" / "asr_librispeech_test_clean" / "scores.jsonl")
+    assert rows[0]["id"] == "1089-134686-0000" and rows[0]["wer"] == wer
+
+
+@pytest.mark.parametrize("task", ["asr_librispeech_test_clean", "tts_librispeech_test_clean", "s2s"])
+def test_string_text_normalizer_is_refused(librispeech, tmp_path, task):
+    with pytest.raises(ConfigError) as err:
+        build(compose([f"task={task}", "model=dummy", f"paths.data_dir={librispeech.parent}",
+                       "task.normalizer=seed_tts"]))
+    message = str(err.value)
+    assert "\n" not in message and "got 'seed_tts'" in message
+    assert "task.normalizer._target_=mio_eval.metrics.normalizers.SeedTTS" in message
 
 
 def test_asr_instruction_prompt_needs_a_text_reading_model(librispeech, tmp_path, tiny_whisper):

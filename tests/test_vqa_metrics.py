@@ -298,7 +298,7 @@ def test_bad_inputs():
     with pytest.raises(ValueError, match="2 predictions but 1"):
         vqa_accuracies(["a", "b"], [["a"]])
     with pytest.raises(ValueError, match="unknown VQA variant"):
-        VQAAccuracy(variant="official")
+        VQAAccuracy(normalizer="official")
 
 
 def test_contraction_table():
@@ -347,9 +347,9 @@ def test_accumulation_equals_one_shot():
     predictions, answers_lists = random_dataset(seed=7, n=900)
     types = [random.Random(i).choice(["yes/no", "number", "other"]) for i in range(900)]
     qtypes = [random.Random(-i).choice(["what is", "how many", "is the"]) for i in range(900)]
-    one = VQAAccuracy(variant="vqa2021")
+    one = VQAAccuracy(normalizer="vqa2021")
     one.update(predictions, answers_lists, answer_types=types, question_types=qtypes)
-    split = VQAAccuracy(variant="vqa2021")
+    split = VQAAccuracy(normalizer="vqa2021")
     for lo, hi in ((0, 1), (1, 300), (300, 301), (301, 900)):
         split.update(predictions[lo:hi], answers_lists[lo:hi], answer_types=types[lo:hi], question_types=qtypes[lo:hi])
     assert split.compute() == one.compute()
@@ -377,7 +377,7 @@ def test_breakdown_by_answer_type():
 
 
 def test_question_types_and_empty_state():
-    metric = VQAAccuracy(variant="vqa2016")
+    metric = VQAAccuracy(normalizer="vqa2016")
     assert [(r.name, r.value, r.n) for r in metric.compute()] == [("vqa_accuracy", None, 0)]
     metric.update(["a"], [["a"] * 10], question_types=["what"])
     names = [r.name for r in metric.compute()]

@@ -8,6 +8,13 @@ as the reference logs it). The video scorer reads the generated key frames from 
 round trip. Image and video subtasks produce different modalities, so one run holds
 either kind (two configs). The mapping to 0-100 scores and GS are the benchmark's rules in
 :mod:`mio_eval.metrics.mme_unify`.
+
+Two choices are classes selected in the YAML by ``_target_`` (their ``name`` is what the settings
+and variants record): ``pair_resize`` how a generated image is paired with its reference for
+CLIP-I / CLIP-T (:class:`MinSizePair`, the reference's; :class:`NoPairResize`) and
+``video_frames`` which generated frames are scored (:class:`KeyFrames`, the reference's;
+:class:`UniformFrames`); ``clip_t_variant`` is a ``metrics.clip_t`` rule (``ClipTUnclamped``, the
+reference's; ``ClipTClamped``).
 """
 
 from __future__ import annotations
@@ -17,9 +24,10 @@ from typing import Any, ClassVar, Mapping, Sequence
 
 import numpy as np
 
-from mio_eval.errors import ConfigError, MediaError
+from mio_eval.errors import ConfigError, MediaError, check_target
 from mio_eval.generation import generation_settings
 from mio_eval.metrics.base import MetricResult
+from mio_eval.metrics.clip_t import ClipTRule, ClipTUnclamped, check_clip_t_rule
 from mio_eval.metrics.mme_unify import (NORMALIZATION, family_partial, image_subtask_score, lpips_score, mean,
                                         psnr_score, result, video_subtask_score)
 from mio_eval.progress import progress
@@ -27,10 +35,87 @@ from mio_eval.tasks.base import Generated, InvalidOutput, ScoreReport
 from mio_eval.tasks.mme_unify.common import export_submission, first_media
 from mio_eval.types import Image, Modality, Output, Request, Sample, Text, Video
 
-__all__ = ["MMEUnifyGenerationTask", "IMAGE_SUBTASKS", "VIDEO_SUBTASKS"]
+__all__ = ["MMEUnifyGenerationTask", "IMAGE_SUBTASKS", "VIDEO_SUBTASKS", "PairResize", "MinSizePair", "NoPairResize",
+           "FrameSampler", "KeyFrames", "UniformFrames"]
 
 IMAGE_SUBTASKS = ("FIR", "TIE", "TIG")
 VIDEO_SUBTASKS = ("CIVG", "TVG", "VP")
+
+
+class PairResize:
+    """How a generated image and its reference are paired for CLIP-I / CLIP-T: ``(gen, ref) ->
+    (a, b)`` images; ``name`` is recorded (settings ``pair_resize``, the clip_i variant)."""
+
+    name: ClassVar[str]
+
+    def __call__(self, gen: str, ref: str):
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class MinSizePair(PairResize):
+    """MME-Unify: both resized to (min H, min W), then ``ToPILImage`` (``mul(255).byte()``: truncation)."""
+
+    name = "min_size"
+
+    def __call__(self, gen: str, ref: str):
+        from PIL import Image as PILImage
+
+        from mio_eval.metrics.image_quality import resize_pair
+
+        a, b, _ = resize_pair(gen, ref, mode="min_size")
+        return tuple(PILImage.fromarray((x * np.float32(255.0)).astype(np.uint8)) for x in (a, b))
+
+
+class NoPairResize(PairResize):
+    """Each image as read (the CLIP processor resizes it on its own)."""
+
+    name = "none"
+
+    def __call__(self, gen: str, ref: str):
+        from mio_eval.metrics.image_quality import load_rgb
+
+        return load_rgb(gen), load_rgb(ref)
+
+
+class FrameSampler:
+    """Which frames of a generated video are scored: ``(frames, num_frames) -> indices``;
+    ``name`` is recorded (settings ``video_frames``, the fvd variant)."""
+
+    name: ClassVar[str]
+
+    def __call__(self, frames: Sequence[Any], num_frames: int) -> list[int]:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class KeyFrames(FrameSampler):
+    """MME-Unify ``extract_keyframes``: scene changes, else ``num_frames`` uniform frames."""
+
+    name = "keyframes"
+
+    def __call__(self, frames: Sequence[Any], num_frames: int) -> list[int]:
+        from mio_eval.metrics.image_quality import keyframe_indices
+
+        return list(keyframe_indices(frames, num_frames=num_frames))
+
+
+class UniformFrames(FrameSampler):
+    """``num_frames`` uniformly spaced frames."""
+
+    name = "uniform"
+
+    def __call__(self, frames: Sequence[Any], num_frames: int) -> list[int]:
+        from mio_eval.metrics.image_quality import uniform_indices
+
+        return list(uniform_indices(len(frames), num_frames))
+
+
+_HERE = "mio_eval.tasks.mme_unify.generation"
 
 
 class MMEUnifyGenerationTask:
@@ -42,8 +127,9 @@ class MMEUnifyGenerationTask:
 
     def __init__(self, *, name: str, loader, prompts: Mapping[str, str] | None = None,
                  generation: Mapping[str, Any] | None = None, clip=None, lpips=None, video_features=None,
-                 clip_t_variant: str = "mme_unify", pair_resize: str = "min_size", psnr_resize: str = "min_size",
-                 video_frames: str = "keyframes", num_frames: int = 16, all_equal_quirk: bool = True,
+                 clip_t_variant: ClipTRule | None = None, pair_resize: PairResize | None = None,
+                 psnr_resize: str = "min_size", video_frames: FrameSampler | None = None, num_frames: int = 16,
+                 all_equal_quirk: bool = True,
                  frame_codec: str = "none", export: bool = True) -> None:
         self.name = name
         self.loader = loader
@@ -55,11 +141,15 @@ class MMEUnifyGenerationTask:
         else:
             raise ConfigError("one MME-Unify generation run holds image subtasks (FIR, TIE, TIG) or video subtasks "
                               f"(CIVG, TVG, VP), not both: got {', '.join(subtasks)}")
-        if pair_resize not in ("min_size", "none") or psnr_resize not in ("min_size", "reference"):
-            raise ConfigError(f"pair_resize must be min_size|none and psnr_resize min_size|reference, got "
-                              f"{pair_resize!r} / {psnr_resize!r}")
-        if video_frames not in ("keyframes", "uniform"):
-            raise ConfigError(f"video_frames must be keyframes or uniform, got {video_frames!r}")
+        if psnr_resize not in ("min_size", "reference"):
+            raise ConfigError(f"psnr_resize must be min_size or reference, got {psnr_resize!r}")
+        self.pairing = check_target(MinSizePair() if pair_resize is None else pair_resize, PairResize,
+                                    what="task.pair_resize", kind="pair resize", choices="MinSizePair, NoPairResize",
+                                    module=_HERE, hint=f"e.g. task.pair_resize._target_={_HERE}.NoPairResize")
+        self.frame_sampler = check_target(KeyFrames() if video_frames is None else video_frames, FrameSampler,
+                                          what="task.video_frames", kind="frame sampler",
+                                          choices="KeyFrames, UniformFrames", module=_HERE,
+                                          hint=f"e.g. task.video_frames._target_={_HERE}.UniformFrames")
         if frame_codec not in ("none", "jpeg_q95"):  # metrics.image_quality.FRAME_CODECS
             raise ConfigError(f"frame_codec must be none or jpeg_q95, got {frame_codec!r}")
         self.subtasks = subtasks
@@ -67,8 +157,10 @@ class MMEUnifyGenerationTask:
                         "TIG": "{prompt}", "CIVG": "{prompt}", "TVG": "{prompt}", "VP": "{prompt}", **(prompts or {})}
         self.generation = generation_settings(generation)
         self.clip, self.lpips, self.video_features = clip, lpips, video_features
-        self.clip_t_variant, self.pair_resize, self.psnr_resize = clip_t_variant, pair_resize, psnr_resize
-        self.video_frames, self.num_frames, self.all_equal_quirk = video_frames, int(num_frames), bool(all_equal_quirk)
+        self.clip_t_rule = check_clip_t_rule(ClipTUnclamped() if clip_t_variant is None else clip_t_variant)
+        self.clip_t_variant, self.pair_resize, self.psnr_resize = self.clip_t_rule.name, self.pairing.name, psnr_resize
+        self.video_frames, self.num_frames = self.frame_sampler.name, int(num_frames)  # the recorded names
+        self.all_equal_quirk = bool(all_equal_quirk)
         self.frame_codec = frame_codec
         self.export = export
         reads_image = any(s in ("FIR", "TIE", "CIVG", "VP") for s in subtasks)
@@ -110,17 +202,6 @@ class MMEUnifyGenerationTask:
 
     # -- per-sample scoring --------------------------------------------------------------------
 
-    def _pair(self, gen: str, ref: str):
-        from PIL import Image as PILImage
-
-        from mio_eval.metrics.image_quality import load_rgb, resize_pair
-
-        if self.pair_resize == "none":
-            return load_rgb(gen), load_rgb(ref)
-        # MME-Unify resizes both to (min H, min W) and round-trips ToPILImage (mul(255).byte(): truncation)
-        a, b, _ = resize_pair(gen, ref, mode="min_size")
-        return tuple(PILImage.fromarray((x * np.float32(255.0)).astype(np.uint8)) for x in (a, b))
-
     def _image_row(self, code: str, gen: str, ref: str, prompt: str) -> dict[str, Any]:
         from mio_eval.metrics.clip_score import clip_image_similarity, clip_text_similarity
         from mio_eval.metrics.image_quality import psnr
@@ -131,9 +212,9 @@ class MMEUnifyGenerationTask:
             row["lpips"] = self.lpips(gen, ref)
             row["score"] = float(np.mean([psnr_score(row["psnr"]), lpips_score(row["lpips"])]))
             return row
-        g, r = self._pair(gen, ref)
+        g, r = self.pairing(gen, ref)
         row["clip_i"] = clip_image_similarity([g], [r], self.clip)[0]
-        row["clip_t"] = clip_text_similarity([g], [prompt], self.clip, variant=self.clip_t_variant)[0]
+        row["clip_t"] = clip_text_similarity([g], [prompt], self.clip, variant=self.clip_t_rule)[0]
         parts = [row["clip_i"], row["clip_t"]]
         if code == "TIG":
             # the reference feeds LPIPS the resized float tensors, not the uint8 PIL copies made for CLIP
@@ -144,12 +225,11 @@ class MMEUnifyGenerationTask:
 
     def _video_row(self, code: str, gen: str, ref: str | None, prompt: str) -> dict[str, Any]:
         from mio_eval.metrics.clip_score import clip_text_similarity
-        from mio_eval.metrics.image_quality import (frame_codec, keyframe_indices, read_video_frames,
-                                                    uniform_indices, video_feature_distance)
+        from mio_eval.metrics.image_quality import (frame_codec, read_video_frames, uniform_indices,
+                                                    video_feature_distance)
 
         frames = read_video_frames(gen)
-        pick = (keyframe_indices(frames, num_frames=self.num_frames) if self.video_frames == "keyframes"
-                else uniform_indices(len(frames), self.num_frames))
+        pick = self.frame_sampler(frames, self.num_frames)
         chosen = [frame_codec(frames[i], self.frame_codec) for i in pick]
         row: dict[str, Any] = {"n_frames": len(chosen)}
         if ref is None:  # the reference's _validate_t2v_item skips such items: no distance, no CLIP-T
@@ -160,7 +240,7 @@ class MMEUnifyGenerationTask:
             # CLIPMetrics.calculate_similarity keeps the first 70 words before tokenizing (77 tokens)
             text = " ".join(prompt.split()[:70])
             row["clip_t"] = float(np.mean(clip_text_similarity(chosen, [text] * len(chosen), self.clip,
-                                                               variant=self.clip_t_variant)))
+                                                               variant=self.clip_t_rule)))
         ref_frames = read_video_frames(ref)
         ref_chosen = [ref_frames[i] for i in uniform_indices(len(ref_frames), len(chosen))]
         row["fvd"] = video_feature_distance(chosen, ref_chosen, self.video_features)
