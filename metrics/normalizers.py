@@ -22,6 +22,7 @@ from abc import ABC, abstractmethod
 from typing import Any, Callable, ClassVar
 
 from mio_eval.errors import check_target
+from mio_eval.metrics.base import Stateless
 
 __all__ = ["NORMALIZERS", "TextNormalizer", "WhisperEnglish", "SeedTTS", "Identity", "check_text_normalizer",
            "get_normalizer", "text_normalizer", "whisper_english", "seed_tts"]
@@ -74,7 +75,7 @@ def seed_tts(text: str) -> str:
     return text.replace("  ", " ").lower()
 
 
-class TextNormalizer(ABC):
+class TextNormalizer(Stateless, ABC):
     """``normalizer(text) -> text`` applied to both reference and hypothesis before WER; ``name``
     is what results record (the regression gate compares it), so it never changes for a class."""
 
@@ -82,15 +83,6 @@ class TextNormalizer(ABC):
 
     @abstractmethod
     def __call__(self, text: str) -> str: ...
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}()"
-
-    def __eq__(self, other: object) -> bool:
-        return type(self) is type(other)
-
-    def __hash__(self) -> int:
-        return hash(type(self))
 
 
 class WhisperEnglish(TextNormalizer):

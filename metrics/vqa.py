@@ -49,7 +49,7 @@ from abc import ABC, abstractmethod
 from typing import Any, Callable, ClassVar, Sequence
 
 from mio_eval.errors import check_target
-from mio_eval.metrics.base import MetricResult
+from mio_eval.metrics.base import MetricResult, Stateless
 from mio_eval.metrics.vqa_text import (  # noqa: F401 - the tables are re-exported for the tests
     _ARTICLES, _CONTRACTIONS, _LOO, _Memo, _clean, _norm_lmms, _norm_lmms_tokenized, _norm_official,
     process_digit_article, process_punctuation)
@@ -75,7 +75,7 @@ __all__ = [
 
 # --- the named variants (the tables and string processing are in vqa_text.py) -------------------
 
-class VQANormalizer(ABC):
+class VQANormalizer(Stateless, ABC):
     """One reference's answer processing: how a prediction is normalised (:meth:`normalize`, also
     the answer a submission file carries) and how a question is scored (:meth:`scorer`: the
     reference's normalisation of both sides, then the leave-one-out rule).
@@ -95,15 +95,6 @@ class VQANormalizer(ABC):
     @abstractmethod
     def scorer(self) -> Callable[[str, Sequence[str]], float]:
         """A per-question scorer with its own normalisation caches (one per batch call)."""
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}()"
-
-    def __eq__(self, other: object) -> bool:
-        return type(self) is type(other)
-
-    def __hash__(self) -> int:
-        return hash(type(self))
 
 
 def _no_answers() -> ValueError:

@@ -34,7 +34,7 @@ from __future__ import annotations
 import string
 from typing import Any, Protocol, Sequence, runtime_checkable
 
-from mio_eval.errors import ConfigError
+from mio_eval.errors import ConfigError, check_target
 from mio_eval.metrics.choice import extract_choice, rank_choices
 from mio_eval.tasks.base import InvalidOutput, describe_output
 from mio_eval.tasks.image_prompts import stop_at
@@ -195,15 +195,14 @@ _RULE_HINT = "e.g. task.letter_rule._target_=mio_eval.tasks.multiple_choice.Firs
 def check_strategy(value: Any, *, what: str = "task.scoring") -> ScoringStrategy:
     """``value`` if it is a scoring strategy, else ConfigError naming the ``_target_`` form (a
     bare string such as ``generate`` is the knob of earlier versions)."""
-    if not isinstance(value, ScoringStrategy):
-        raise ConfigError(f"{what} must be a scoring strategy given by _target_ (Likelihood or Generate in "
-                          f"mio_eval.tasks.multiple_choice; {_SCORING_HINT}), got {value!r}")
-    return value
+    return check_target(value, ScoringStrategy, what=what, kind="scoring strategy", choices="Likelihood or Generate",
+                        module="mio_eval.tasks.multiple_choice", hint=_SCORING_HINT)
 
 
 def check_rule(value: Any, *, what: str = "task.letter_rule") -> LetterRule:
     """``value`` if it is a letter rule, else ConfigError naming the ``_target_`` form."""
-    if not isinstance(value, LetterRule) or not callable(value):
-        raise ConfigError(f"{what} must be a letter rule given by _target_ (ExtractChoice or FirstChar in "
-                          f"mio_eval.tasks.multiple_choice; {_RULE_HINT}), got {value!r}")
-    return value
+    rule = check_target(value, LetterRule, what=what, kind="letter rule", choices="ExtractChoice or FirstChar",
+                        module="mio_eval.tasks.multiple_choice", hint=_RULE_HINT)
+    if not callable(rule):
+        raise ConfigError(f"{what} must be a callable letter rule, got {value!r}")
+    return rule
