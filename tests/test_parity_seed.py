@@ -2,33 +2,59 @@
 
 ``tests/reference/seed/`` was written by ``scripts/reference/seed_fixture.py``, which builds the
 original ``Blip2QformerQuantizer`` (AILab-CVC/SEED @93b3cf4 ``models/seed_qformer``) at a small
-config with seeded random weights and records its outputs at every stage. The weights are the
-original's ``state_dict()`` in the released file layout, loaded here by our real loader
-(``load_seed_tokenizer``). Ours must give the same ids exactly and every feature within 1e-6 (fp32);
+config, loads weights drawn by ``tests/reference/seed_weights.py`` and records its outputs at every
+stage (``outputs.npz``). No weights are committed: the test draws the same tensors for the
+original's state-dict keys (recorded in ``seed_config.json``; ours must have exactly those), writes
+them in the released file layout and loads them with our real loader (``load_seed_tokenizer``). Ours must give the same ids exactly and every feature within 1e-6 (fp32);
 every LayerNorm must also match on a probe whose variance is its eps, so a changed eps fails.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
-from safetensors.torch import load_file  # noqa: E402
+from safetensors.torch import save_file  # noqa: E402
 
 from mio_eval.models.mio.seed import load_seed_tokenizer, seed_transform  # noqa: E402
+from mio_eval.models.mio.seed.config import SeedConfig  # noqa: E402
+from mio_eval.models.mio.seed.network import SeedImageTokenizer  # noqa: E402
 
 FIXTURE = Path(__file__).parent / "reference" / "seed"
+sys.path.insert(0, str(FIXTURE.parent))
+from seed_weights import draw_state  # noqa: E402
 ATOL = 1e-6
 
 
 @pytest.fixture(scope="module")
-def reference():
-    model, info = load_seed_tokenizer(FIXTURE)
-    return model, info, load_file(str(FIXTURE / "outputs.safetensors"))
+def checkpoint(tmp_path_factory):
+    """The fixture's weights in the released layout: drawn for the original's keys, which must be
+    exactly the keys (and shapes) of our network's released-layout state dict."""
+    recorded = json.loads((FIXTURE / "seed_config.json").read_text())
+    ours = SeedImageTokenizer(SeedConfig(**recorded["config"]))
+    state = {**ours.quantizer_state_dict(),
+             **{f"visual_encoder.{k}": v for k, v in ours.visual_encoder.state_dict().items()}}
+    assert {k: list(v.shape) for k, v in state.items()} == recorded["state_dict"]
+    state = draw_state(state)
+    directory = tmp_path_factory.mktemp("seed_fixture")
+    save_file({k: v.contiguous() for k, v in state.items() if not k.startswith("visual_encoder.")},
+              str(directory / "seed_quantizer.safetensors"))
+    save_file({k[len("visual_encoder."):]: v.contiguous() for k, v in state.items() if k.startswith("visual_encoder.")},
+              str(directory / "eva_vit_g.safetensors"))
+    (directory / "seed_config.json").write_text((FIXTURE / "seed_config.json").read_text())
+    return directory
+
+
+@pytest.fixture(scope="module")
+def reference(checkpoint):
+    model, info = load_seed_tokenizer(checkpoint)
+    with np.load(FIXTURE / "outputs.npz") as outputs:
+        return model, info, {k: torch.from_numpy(outputs[k]) for k in outputs.files}
 
 
 def _close(ours, theirs, what):

@@ -20,12 +20,13 @@ its files, none of them touching the network's computation:
 Small config (``seed_config.json``): 56 px input (4 x 4 patches), ViT 48 wide x 3 blocks x 4 heads,
 Q-Former 48 wide x 4 layers x 12 heads, 32 causal queries, a 1024 x 32 codebook, 2 decode blocks,
 the original's hard-coded ``image_down`` (256, 128, 32) and a 64-d image embedding. Weights: the
-original's own init, seeded, then the tensors it leaves at zero or constant drawn at random (position
-tables, class token, q/v biases, LayerNorm affines, queries) and the codebook drawn around the
-inputs' own code vectors, so that ids depend on the image. Written in the released layout
-(``seed_quantizer.safetensors`` + ``eva_vit_g.safetensors``) from the original's ``state_dict()``.
+not committed: every floating tensor of the original's ``state_dict()`` is drawn by
+``tests/reference/seed_weights.py`` (NumPy's ``default_rng`` seeded by the tensor's name; queries,
+position tables, LayerNorm affines and the codebook at scales that keep activations alive and let the
+ids depend on the image) and loaded strictly into the original; the test draws the same tensors for
+our loader. ``seed_config.json`` records the original's state-dict keys and shapes.
 
-``outputs.safetensors``: the preprocessed pixels of ``image_*.png`` (SEED's ``get_transform('clip',
+``outputs.npz``: the preprocessed pixels of ``image_*.png`` (SEED's ``get_transform('clip',
 keep_ratio=False)``) plus one random tensor; per stage the original's ViT output, ``ln_vision``, the
 Q-Former's last hidden state, ``encode_task_layer``, the ids of ``get_codebook_indices``, the
 unCLIP embedding of ``get_codebook_entry`` for those ids and for random ids; and, for every
@@ -47,6 +48,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _sources import arguments, extract, source  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "tests" / "reference"))
+from seed_weights import draw_state  # noqa: E402
 
 REPO, COMMIT = "AILab-CVC/SEED", "93b3cf408196735ec4820ad2eb4d9dc4a670003d"
 OUT = ROOT / "tests" / "reference" / "seed"
@@ -115,8 +119,8 @@ def images():
 
 def main(argv=None) -> int:
     args = arguments(__doc__, argv)
+    import numpy as np
     import torch
-    from safetensors.torch import save_file
 
     git_dir = source(REPO, COMMIT, cache=args.cache)
     with tempfile.TemporaryDirectory() as tmp:
@@ -133,20 +137,7 @@ def main(argv=None) -> int:
         g = torch.Generator().manual_seed(1)
         pixels = torch.stack([transform(p) for p in pics] + [torch.randn(3, SMALL["image_size"], SMALL["image_size"], generator=g)])
         with torch.no_grad():
-            sd = model.state_dict()
-            for name, tensor in sd.items():  # the tensors the original init leaves at 0 / 1
-                if name.endswith(("pos_embed", "pos_embed_image", "cls_token", "q_bias", "v_bias")):
-                    tensor.normal_(0.0, 0.02, generator=g)
-                elif "norm" in name.lower() or "ln_vision" in name:
-                    tensor.add_(torch.randn(tensor.shape, generator=g) * 0.1)
-            model.query_tokens.normal_(0.0, 1.0, generator=g)
-            z = model.encode_task_layer(model.Qformer.bert(
-                query_embeds=model.query_tokens.expand(len(pixels), -1, -1),
-                encoder_hidden_states=model.ln_vision(model.visual_encoder(pixels)),
-                encoder_attention_mask=torch.ones(len(pixels), 1 + (SMALL["image_size"] // 14) ** 2, dtype=torch.long),
-                return_dict=True).last_hidden_state).reshape(-1, 32)
-            pick = torch.randint(0, len(z), (SMALL["codebook_size"],), generator=g)
-            model.quantize.embedding.weight.copy_(z[pick] + 0.05 * torch.randn(SMALL["codebook_size"], 32, generator=g))
+            model.load_state_dict(draw_state(model.state_dict()), strict=True)
 
             vit = model.visual_encoder(pixels)
             ln = model.ln_vision(vit)
@@ -167,16 +158,13 @@ def main(argv=None) -> int:
                     outputs[f"ln_probe_in/{name}"] = x
                     outputs[f"ln_probe_out/{name}"] = module(x)
                     probes[name] = module.eps
-        assert len(set(ids.flatten().tolist())) > 20, "ids do not depend on the input"
-        state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-        save_file({k: v for k, v in state.items() if not k.startswith("visual_encoder.")}, str(OUT / "seed_quantizer.safetensors"))
-        save_file({k[len("visual_encoder."):]: v for k, v in state.items() if k.startswith("visual_encoder.")},
-                  str(OUT / "eva_vit_g.safetensors"))
-        save_file({k: v.detach().contiguous() for k, v in outputs.items()}, str(OUT / "outputs.safetensors"))
+        assert len(set(ids.flatten().tolist())) > 15, "ids do not depend on the input"
+        keys = {k: list(v.shape) for k, v in model.state_dict().items()}
+        np.savez_compressed(OUT / "outputs.npz", **{k: v.detach().numpy() for k, v in outputs.items()})
         (OUT / "seed_config.json").write_text(json.dumps({
             "what": f"mio_eval SEED tokenizer settings for the parity fixture written by the original code ({REPO}@{COMMIT}, "
                     "scripts/reference/seed_fixture.py)",
-            "config": OUR_CONFIG, "layer_norms": probes}, indent=2) + "\n", encoding="utf-8")
+            "config": OUR_CONFIG, "layer_norms": probes, "state_dict": keys}, indent=2) + "\n", encoding="utf-8")
     total = sum(p.stat().st_size for p in OUT.iterdir())
     print(f"wrote {OUT} ({total} bytes; {len(ids.flatten().unique())} distinct ids of {ids.numel()})")
     return 0
