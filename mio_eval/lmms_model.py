@@ -150,17 +150,22 @@ class MioEvalLMM(lmms):
     def generate_until(self, requests: list[Instance]) -> list[str]:
         mio_requests = [self.to_request(r, loglikelihood=False) for r in requests]
         answers = []
-        for start in range(0, len(mio_requests), self.batch_size_per_gpu):
-            batch = mio_requests[start:start + self.batch_size_per_gpu]
-            for request, out in zip(batch, self.adapter.generate(batch, media_dir=self.media_dir)):
-                if out.error is not None:
-                    self.errors.append((request.sample_id, out.error))
-                    logger.warning("mio_eval: %s failed: %s", request.sample_id, out.error)
-                text = out.text or ""
-                for stop in request.generation.get("until") or ():
-                    text = text.split(stop)[0] if stop else text
-                answers.append(text)
+        for request, out in zip(mio_requests, self._generate(mio_requests)):
+            if out.error is not None:
+                self.errors.append((request.sample_id, out.error))
+                logger.warning("mio_eval: %s failed: %s", request.sample_id, out.error)
+            text = out.text or ""
+            for stop in request.generation.get("until") or ():
+                text = text.split(stop)[0] if stop else text
+            answers.append(text)
         return answers
+
+    def _generate(self, requests: list[Request]) -> list:
+        """One ``Output`` per request through mio-eval's shared batched call (per-request retry, the
+        adapter's answer count checked), so a failing batch costs only its failing requests."""
+        from mio_eval.batching import generate_batches
+
+        return generate_batches(self.adapter, requests, media_dir=self.media_dir, batch_size=self.batch_size_per_gpu)
 
     def loglikelihood(self, requests: list[Instance]) -> list:
         """One ``(loglikelihood, is_greedy)`` per instance. lmms-eval 0.7's evaluator passes every
@@ -179,15 +184,13 @@ class MioEvalLMM(lmms):
     def _loglikelihood(self, requests: list[Instance]) -> list[tuple[float, bool]]:
         mio_requests = [self.to_request(r, loglikelihood=True) for r in requests]
         results = []
-        for start in range(0, len(mio_requests), self.batch_size_per_gpu):
-            batch = mio_requests[start:start + self.batch_size_per_gpu]
-            for request, out in zip(batch, self.adapter.generate(batch, media_dir=self.media_dir)):
-                if out.error is not None or not out.logprobs:
-                    self.errors.append((request.sample_id, out.error or "no log-likelihood"))
-                    logger.warning("mio_eval: %s failed: %s", request.sample_id, out.error)
-                    results.append((-math.inf, False))
-                else:
-                    results.append((float(out.logprobs[0]), bool(out.greedy[0]) if out.greedy else False))
+        for request, out in zip(mio_requests, self._generate(mio_requests)):
+            if out.error is not None or not out.logprobs:
+                self.errors.append((request.sample_id, out.error or "no log-likelihood"))
+                logger.warning("mio_eval: %s failed: %s", request.sample_id, out.error)
+                results.append((-math.inf, False))
+            else:
+                results.append((float(out.logprobs[0]), bool(out.greedy[0]) if out.greedy else False))
         return results
 
     def generate_until_multi_round(self, requests) -> list[str]:

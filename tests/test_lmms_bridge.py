@@ -149,3 +149,25 @@ def test_bridge_runs_lmms_eval_tasks_with_mio_prompts(setup, monkeypatch):
     direct = adapter.generate([Request(sample_id="d", parts=scored[0].parts, kind=scored[0].kind,
                                        continuations=(" red", " blue"))], media_dir=setup["root"] / "m")[0]
     assert logged == pytest.approx(list(direct.logprobs), abs=1e-4)
+
+
+def test_bridge_batches_through_the_shared_call_so_one_failure_costs_one_request(tmp_path):
+    """A batch whose adapter answers the wrong count, or raises, is retried request by request
+    (``mio_eval.batching``): the culprit becomes an error, its batch-mates keep their answers."""
+    from mio_eval.lmms_model import MioEvalLMM
+    from mio_eval.types import Output
+
+    class Flaky:
+        def generate(self, requests, *, media_dir):
+            if any(r.sample_id == "t/bad" for r in requests):
+                if len(requests) > 1:
+                    return [Output(text="misaligned")]  # one answer for a batch of two
+                raise RuntimeError("boom")
+            return [Output(text=f"{r.sample_id} ok") for r in requests]
+
+    lmm = object.__new__(MioEvalLMM)
+    lmm.adapter, lmm.batch_size_per_gpu, lmm.media_dir, lmm.errors = Flaky(), 2, tmp_path, []
+    lmm.to_request = lambda request, loglikelihood: request
+    requests = [Request(sample_id=f"t/{n}", parts=(Text("q"),)) for n in ("a", "bad", "c")]
+    assert lmm.generate_until(requests) == ["t/a ok", "", "t/c ok"]
+    assert lmm.errors == [("t/bad", "RuntimeError: boom")]
