@@ -11,7 +11,7 @@ import os
 import sys
 from typing import Sequence
 
-__all__ = ["main"]
+__all__ = ["main", "entry"]
 
 SUBCOMMANDS = {
     "report": "mio_eval.report:main",
@@ -305,5 +305,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     sys.exit(_state["exit"])
 
 
+def entry() -> None:
+    """The ``mio-eval`` console script and ``python -m mio_eval``: ``main``, then the process ends
+    without the interpreter's teardown (``mio_eval.quick_exit``; ~2 s per process with torch)."""
+    from mio_eval.quick_exit import run
+
+    run(main)
+
+
 if __name__ == "__main__":
-    main()
+    entry()
