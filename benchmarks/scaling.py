@@ -1,7 +1,7 @@
 """Scaling out on CPU: each ratio measured side by side in one run.
 
-    python benchmarks/scaling.py batching [--samples 16]     mio_tiny, batch 8 vs batch 1, same outputs
-    python benchmarks/scaling.py ranks [--samples 40] [--model mio_tiny|dummy]   2 torchrun ranks vs 1 process
+    python benchmarks/scaling.py batching [--samples 64] [--repeats 2]   mio_tiny, batch 8 vs batch 1, same outputs
+    python benchmarks/scaling.py ranks [--samples 1000] [--model mio_tiny|dummy] [--launcher torchrun|nproc]   2 ranks vs 1 process
     python benchmarks/scaling.py merge [--samples 200000]    shard merge and resume vs generation (dummy)
 
 ``batching`` builds the tiny random MIO checkpoint (``python -m mio_eval.models.mio_tiny``) and
@@ -9,8 +9,8 @@ runs ``asr_librispeech_test_clean`` on a LibriSpeech-layout split of noise clips
 per batch size, in one process each; it compares the seconds spent in model calls (the sum of
 the records' ``time_s``; start-up and model loading excluded).
 ``ranks`` runs the same command as one process and as ``python -m torch.distributed.run
---standalone --nproc-per-node 2 -m mio_eval`` (wall clock of the whole command, start-up
-included, and generation seconds). ``merge`` generates N in-memory text samples with the dummy
+--standalone --nproc-per-node 2 -m mio_eval`` (``--launcher nproc``: as ``mio-eval ...
+runner.nproc=2``), wall clock of the whole command, start-up included, and generation seconds. ``merge`` generates N in-memory text samples with the dummy
 adapter in one process (``stage=generate``), deals its records to 2 shard files as 2 ranks would,
 and times ``merge_shards`` into a fresh run dir, the first read of the merged records (the merge
 leaves them undecoded until scoring reads them), then the resume of the finished run (load and
@@ -24,6 +24,7 @@ import json
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -79,21 +80,28 @@ def batching(args) -> None:
                        capture_output=True, timeout=600)
         common = [f"task={TASK}", "model=mio_tiny", f"model.path={work / 'tiny'}", f"paths.data_dir={data}",
                   "runner.progress=false", f"task.generation.max_new_tokens={args.new_tokens}"]
-        seconds, views = {}, {}
-        for batch in (1, 8):
-            results = work / f"b{batch}"
-            _mio(work, [*common, f"runner.batch_size={batch}", f"paths.results_dir={results}"])
-            views[batch] = _run_dir_view(results / "mio_tiny" / TASK)
-            # Model calls only (each record's time_s is its batch's seconds / batch size): the
-            # generate stage also loads the model, the same seconds for both.
-            seconds[batch] = sum(float(json.loads(x)["time_s"]) for x in
-                                 (results / "mio_tiny" / TASK / "predictions.jsonl").read_text().splitlines())
+        seconds: dict[int, list[float]] = {1: [], 8: []}
+        views = {}
+        for repeat in range(args.repeats):  # alternating, so both batch sizes see the same machine
+            for batch in (1, 8):
+                results = work / f"b{batch}-{repeat}"
+                _mio(work, [*common, f"runner.batch_size={batch}", f"paths.results_dir={results}"])
+                views[batch] = _run_dir_view(results / "mio_tiny" / TASK)
+                # Model calls only (each record's time_s is its batch's seconds / batch size): the
+                # generate stage also loads the model, the same seconds for both.
+                seconds[batch].append(sum(float(json.loads(x)["time_s"]) for x in
+                                          (results / "mio_tiny" / TASK / "predictions.jsonl").read_text().splitlines()))
         same = views[1][0] == views[8][0]
         print(f"batching: mio_tiny on CPU, {args.samples} samples, beam search (task default), "
-              f"{args.new_tokens} new tokens, seconds in model calls (sum of time_s)")
-        print(f"  batch 1: {seconds[1]:.2f} s ({args.samples / seconds[1]:.2f} samples/s)")
-        print(f"  batch 8: {seconds[8]:.2f} s ({args.samples / seconds[8]:.2f} samples/s)")
-        print(f"  ratio batch 8 / batch 1 throughput: {seconds[1] / seconds[8]:.2f}x; identical predictions: {same}")
+              f"{args.new_tokens} new tokens, seconds in model calls (sum of time_s), {args.repeats} alternating runs")
+        for k in range(args.repeats):
+            print(f"  run {k + 1}: batch 1 {seconds[1][k]:.2f} s, batch 8 {seconds[8][k]:.2f} s: "
+                  f"{seconds[1][k] / seconds[8][k]:.2f}x")
+        one, eight = statistics.median(seconds[1]), statistics.median(seconds[8])
+        print(f"  median: batch 1 {one:.2f} s ({args.samples / one:.2f} samples/s), batch 8 {eight:.2f} s "
+              f"({args.samples / eight:.2f} samples/s)")
+        print(f"  ratio batch 8 / batch 1 throughput: {one / eight:.2f}x; identical predictions: {same}")
+        print("  where the time goes, and the bound: python benchmarks/batching_breakdown.py")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -113,13 +121,16 @@ def ranks(args) -> None:
         common = [f"task={TASK}", *model, f"paths.data_dir={data}", "runner.progress=false", "runner.batch_size=2"]
         cpu: list[float] = []
         one = _mio(work, [*common, f"paths.results_dir={work / 'one'}"], cpu=cpu)
-        two = _mio(work, [*common, f"paths.results_dir={work / 'two'}"],
-                   ["-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2"], cpu=cpu)
+        if args.launcher == "torchrun":
+            two = _mio(work, [*common, f"paths.results_dir={work / 'two'}"],
+                       ["-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2"], cpu=cpu)
+        else:  # mio-eval's own flag: torch.distributed.run's elastic API in the mio-eval process
+            two = _mio(work, [*common, f"paths.results_dir={work / 'two'}", "runner.nproc=2"], cpu=cpu)
         name = model[0].split("=")[1]
         (p1, m1), (p2, m2) = (_run_dir_view(work / d / name / TASK) for d in ("one", "two"))
         same = m1["metrics"] == m2["metrics"] and p1 == p2
         g1, g2 = m1["times"]["generate_s"], m2["times"]["generate_s"]
-        print(f"ranks: {what}, {args.samples} samples, batch 2; generate = rank 0's generate stage "
+        print(f"ranks ({args.launcher}): {what}, {args.samples} samples, batch 2; generate = rank 0's generate stage "
               "(model load, its shard, waiting for the other rank, the merge)")
         print(f"  1 process: {one:.2f} s wall, {g1:.2f} s generating; {cpu[0]:.1f} CPU s = {cpu[0] / one:.2f} cores on average")
         print(f"  2 ranks:   {two:.2f} s wall, {g2:.2f} s generating; {cpu[1]:.1f} CPU s (agent + 2 ranks) = "
@@ -203,11 +214,13 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="what", required=True)
     p = sub.add_parser("batching")
-    p.add_argument("--samples", type=int, default=16)
+    p.add_argument("--samples", type=int, default=64)
+    p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--new-tokens", type=int, default=16)
     p = sub.add_parser("ranks")
-    p.add_argument("--samples", type=int, default=40)
+    p.add_argument("--samples", type=int, default=1000)
     p.add_argument("--delay", type=float, default=0.5)
+    p.add_argument("--launcher", choices=("torchrun", "nproc"), default="torchrun")
     p.add_argument("--model", choices=("mio_tiny", "dummy"), default="mio_tiny")
     p = sub.add_parser("merge")
     p.add_argument("--samples", type=int, default=200_000)
