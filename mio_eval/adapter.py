@@ -32,6 +32,10 @@ class ModelAdapter(Protocol):
         supports_loglikelihood: (optional, default False) whether ``generate`` answers requests
             with ``continuations`` by scoring them (``Output.logprobs``), as lm-eval's
             ``loglikelihood``; multiple-choice tasks scored by likelihood need it.
+
+    Optional: ``prepare(requests) -> list`` (the CPU-side part of a call, one item per request)
+    with ``generate(requests, media_dir=..., prepared=items)``: the runner then prepares the next
+    batch in a background thread while the current one generates (``mio_eval.prefetch``).
     """
 
     name: str

@@ -73,8 +73,12 @@ def _failure(exc: BaseException) -> Output:
     return Output.failure(f"{type(exc).__name__}: {exc}")
 
 
-def _call(adapter: ModelAdapter, requests: Sequence[Request], media_dir: Path, length_error: str) -> list[Output]:
-    outputs = list(adapter.generate(requests, media_dir=media_dir))
+def _call(adapter: ModelAdapter, requests: Sequence[Request], media_dir: Path, length_error: str,
+          prepared: Sequence[Any] | None = None) -> list[Output]:
+    if prepared is None:
+        outputs = list(adapter.generate(requests, media_dir=media_dir))
+    else:  # the adapter's own prepare() items (mio_eval.prefetch), one per request
+        outputs = list(adapter.generate(requests, media_dir=media_dir, prepared=prepared))
     if len(outputs) != len(requests):
         raise RuntimeError(length_error.format(got=len(outputs), want=len(requests)))
     return outputs
@@ -82,29 +86,34 @@ def _call(adapter: ModelAdapter, requests: Sequence[Request], media_dir: Path, l
 
 def generate_batch(adapter: ModelAdapter, requests: Sequence[Request], *, media_dir: Path,
                    sizer: BatchSizer | None = None, retry_single: bool = False,
-                   length_error: str = LENGTH_ERROR) -> list[Output]:
+                   length_error: str = LENGTH_ERROR, prepared: Sequence[Any] | None = None) -> list[Output]:
     """One ``Output`` per request, in order (see the module doc). ``length_error`` is a format
-    string with ``{got}`` and ``{want}``: the error text when the adapter answers another count."""
+    string with ``{got}`` and ``{want}``: the error text when the adapter answers another count.
+    ``prepared``: the adapter's ``prepare(requests)`` items, one per request (``mio_eval.prefetch``);
+    they follow their requests into the halves and the one-by-one retries."""
     try:
-        return _call(adapter, requests, media_dir, length_error)
+        return _call(adapter, requests, media_dir, length_error, prepared)
     except Exception as batch_exc:  # noqa: BLE001 - any backend failure becomes per-sample data
         if is_out_of_memory(batch_exc) and sizer is not None:
             if len(requests) == 1:
                 sizer.shrink(1)
                 return [Output.failure(f"out of memory at batch size 1: {type(batch_exc).__name__}: {batch_exc}")]
             sizer.shrink(len(requests))
-            outputs, rest = [], list(requests)
-            while rest:  # the size may shrink again inside: re-read it for every part
-                part, rest = rest[: sizer.size], rest[sizer.size :]
-                outputs += generate_batch(adapter, part, media_dir=media_dir, sizer=sizer,
-                                          retry_single=retry_single, length_error=length_error)
+            outputs, start = [], 0
+            while start < len(requests):  # the size may shrink again inside: re-read it for every part
+                end = start + sizer.size
+                outputs += generate_batch(adapter, requests[start:end], media_dir=media_dir, sizer=sizer,
+                                          retry_single=retry_single, length_error=length_error,
+                                          prepared=None if prepared is None else prepared[start:end])
+                start = end
             return outputs
         if len(requests) == 1 and not retry_single:
             return [_failure(batch_exc)]
     outputs = []
-    for request in requests:  # isolate the culprit: each request alone
+    for k, request in enumerate(requests):  # isolate the culprit: each request alone
         try:
-            outputs += _call(adapter, [request], media_dir, length_error)
+            outputs += _call(adapter, [request], media_dir, length_error,
+                             None if prepared is None else prepared[k:k + 1])
         except Exception as exc:  # noqa: BLE001 - this request's failure is this sample's error
             outputs.append(_failure(exc))
     return outputs

@@ -25,6 +25,7 @@ from mio_eval.atomic import atomic_write_text
 from mio_eval.batching import BatchSizer, generate_batch, is_out_of_memory
 from mio_eval.errors import ConfigError, ErrorBudgetExceeded, Interrupted, Terminated
 from mio_eval.predictions import generated_from, record
+from mio_eval.prefetch import Prefetcher
 from mio_eval.resume import Plan, changed_inputs, confinement, plan, refuse_changed, refuse_shrinking
 from mio_eval.run_summary import metrics_record, model_provenance, now, package_versions, write_metrics
 from mio_eval.store import PredictionStore
@@ -52,7 +53,9 @@ class RunnerSettings:
     backs off the same way, see ``BatchSizer``). ``distributed=auto`` runs data parallel when
     launched by torchrun / accelerate (``WORLD_SIZE`` > 1); ``nproc=N`` launches N local ranks
     itself through ``torch.distributed.run``; ``rank_timeout_s`` bounds how long a silent
-    (killed, hung) rank goes unnoticed (``mio_eval.distributed``)."""
+    (killed, hung) rank goes unnoticed (``mio_eval.distributed``). ``prefetch`` prepares the next
+    batch (media encoding, tokenisation) while the current one generates, for adapters with
+    ``prepare`` (``mio_eval.prefetch``)."""
 
     batch_size: int = 8
     limit: int | None = None
@@ -71,13 +74,14 @@ class RunnerSettings:
     distributed: str = "auto"
     nproc: int = 1
     rank_timeout_s: float = 120.0
+    prefetch: bool = True
 
     def __post_init__(self) -> None:
         kinds = {"batch_size": (int, str), "max_batch_size": int, "distributed": str, "nproc": int,
                  "rank_timeout_s": (int, float), "limit": (int, type(None)), "limit_mode": str, "limit_seed": int,
                  "stratify_by": (str, type(None)), "stage": str, "max_error_rate": (int, float),
                  "resume": bool, "overwrite": bool, "progress": bool, "repeats": int, "retry_errors": bool,
-                 "regenerate_changed": bool}
+                 "regenerate_changed": bool, "prefetch": bool}
         for key, kind in kinds.items():
             value = getattr(self, key)
             if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
@@ -163,14 +167,18 @@ def run_batches(task: Task, adapter: ModelAdapter, work: Plan, sink: Any, settin
     by_id = {s.id: s for s in work.order}
     progress = _Progress(len(work.order), settings.progress, f"{task.name}/{adapter.name}")
     saved, errors, index = done, 0, 0
+    prefetch = Prefetcher(adapter, enabled=settings.prefetch)
     try:
         with _StopRequest() as stop:
+            prefetch.submit([work.requests[s.id] for s in work.order[: sizer.size]])
             while index < len(work.order):
                 batch_samples = work.order[index : index + sizer.size]
                 index += len(batch_samples)
                 batch = [work.requests[s.id] for s in batch_samples]
                 started = time.perf_counter()
-                outputs = generate_batch(adapter, batch, media_dir=media_dir, sizer=sizer)
+                prepared = prefetch.take(batch)
+                prefetch.submit([work.requests[s.id] for s in work.order[index : index + sizer.size]])
+                outputs = generate_batch(adapter, batch, media_dir=media_dir, sizer=sizer, prepared=prepared)
                 per_sample = (time.perf_counter() - started) / len(batch)
                 records = [record(task, by_id[r.sample_id], r, o, per_sample, run_dir, digests[r.sample_id])
                            for r, o in zip(batch, outputs)]
@@ -194,6 +202,7 @@ def run_batches(task: Task, adapter: ModelAdapter, work: Plan, sink: Any, settin
                         f"they are saved in {sink.predictions_path}; rerun the same command to resume"
                     )
     finally:
+        prefetch.close()
         progress.close()
 
 

@@ -20,7 +20,7 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("sentencepiece")
 
-import mio_eval.models.mio.adapter as mio_adapter_module  # noqa: E402
+import mio_eval.models.mio.inputs as mio_inputs_module  # noqa: E402
 from mio_eval.models.mio import STD_SYSTEM, VOICE_SYSTEM, MIOAdapter  # noqa: E402
 from mio_eval.types import Audio, Image, Request, Text, Video  # noqa: E402
 
@@ -109,7 +109,7 @@ def test_fixture_holds_mio_system_prompts():
 @pytest.mark.parametrize("row", FIXTURE["rows"], ids=[f"{r['variant']}-{r['name']}" for r in FIXTURE["rows"]])
 def test_prompt_ids_equal_mio_tokenizer(setup, row, monkeypatch):
     adapters, requests, frames = setup
-    monkeypatch.setattr(mio_adapter_module, "select_video_frames", lambda path, *, mode, n: frames[:n])
+    monkeypatch.setattr(mio_inputs_module, "select_video_frames", lambda path, *, mode, n: frames[:n])
     adapter = adapters[row["variant"]]
     _, text = adapter.render(requests[(row["variant"], row["name"])])
     ours = adapter.encode(text)

@@ -31,28 +31,24 @@ and what is ours:
 
 from __future__ import annotations
 
-import re
+import threading
 from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from mio_eval.errors import ConfigError, MediaError
-from mio_eval.keyframes import VIDEO_FRAME_MODES, select_video_frames
-from mio_eval.media import load_audio, load_image, output_path, save_audio, uniform_indices
+from mio_eval.keyframes import VIDEO_FRAME_MODES
+from mio_eval.media import output_path, save_audio
 from mio_eval.models import padded_sdpa
 from mio_eval.models.hf_base import (Decoding, HFAdapter, SampleError, ScoreRow, config_name_or_path, cut_at_stop,
                                      left_pad, score_rows, split_trailing_space)
-from mio_eval.models.mio.blocks import (Block, check_policy, image_block, output_provenance, parse_image, parse_speech,
-                                       speech_block, split_blocks)
-from mio_eval.models.mio.codecs import SPEECH_DIR, SpeechTokenizerCodec, load_image_codec
-from mio_eval.models.mio.prompts import DEFAULT_VIDEO_FRAMES, VARIANTS, MIOPrompt, mio_prompt, request_kind
-from mio_eval.types import Audio, Image, Modality, Output, Request, Video
+from mio_eval.models.mio.blocks import Block, check_policy, output_provenance, parse_image, parse_speech, split_blocks
+from mio_eval.models.mio.inputs import MIOInputs
+from mio_eval.models.mio.prompts import DEFAULT_VIDEO_FRAMES, VARIANTS, MIOPrompt, request_kind
+from mio_eval.types import Audio, Image, Modality, Output, Request
 
 __all__ = ["MIOAdapter"]
-
-_PLACEHOLDER = re.compile(r"<(image|speech)_placeholder_(\d+)>")
-
 
 @dataclass(frozen=True)
 class _Job:
@@ -62,7 +58,7 @@ class _Job:
     capped: bool = False  # max_new_tokens was cut to what the context leaves
 
 
-class MIOAdapter(HFAdapter):
+class MIOAdapter(MIOInputs, HFAdapter):
     """A MIO checkpoint directory (real or ``mio_tiny``); see the module docstring."""
 
     inputs = frozenset({Modality.TEXT, Modality.IMAGE, Modality.AUDIO, Modality.VIDEO})
@@ -106,6 +102,7 @@ class MIOAdapter(HFAdapter):
         self.stop_id: int | None = None
         self._speech = None
         self._image = None
+        self._codec_lock = threading.Lock()  # codecs load on first use, from either thread (prefetch)
 
     # -- loading --
 
@@ -141,74 +138,16 @@ class MIOAdapter(HFAdapter):
         self.tokenizer = tokenizer
         self._loaded(model, tokenizer)
 
-    def _speech_codec(self):
-        if self._speech is None:  # loaded on first use only (MIO loads every codec up front)
-            self._speech = SpeechTokenizerCodec(self.path / SPEECH_DIR, device=self.device)
-        return self._speech
-
-    def _image_codec(self):
-        if self._image is None:
-            # The SEED tokenizer follows the LLM's dtype (bf16 on GPU); "auto" keeps it in fp32.
-            codec_dtype = self.dtype if self.dtype in ("float16", "bfloat16") else "float32"
-            self._image = load_image_codec(self.path, device=self.device, seed=self.image_seed, dtype=codec_dtype)
-        return self._image
-
     @property
     def _pad_id(self) -> int:
         tok = self.tokenizer
         return tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
 
-    # -- prompts --
-
-    def render(self, request: Request) -> tuple[MIOPrompt, str]:
-        """The prompt with placeholders, and the string sent to the tokenizer (media encoded)."""
-        frames = int(request.generation.get("video_frames") or self.video_frames)
-        mode = request.generation.get("video_frame_mode") or self.video_frame_mode
-        images, speeches = [], []
-        try:
-            # Frames first: with keyframes or MIO's stride the count (hence the placeholders) is
-            # the video's own; several videos in one request share the smallest count.
-            clips = {i: select_video_frames(p.path, mode=mode, n=frames)
-                     for i, p in enumerate(request.parts) if isinstance(p, Video)}
-            if clips:
-                frames = min(len(c) for c in clips.values())
-                clips = {i: [c[k] for k in uniform_indices(len(c), frames)]
-                         for i, c in clips.items()}
-            prompt = mio_prompt(request, variant=self.variant, bos=self.tokenizer.bos_token, video_frames=frames)
-            videos = iter(clips[i] for i in sorted(clips))
-            for part in prompt.media:
-                if isinstance(part, Audio):
-                    speeches.append(self._speech_string(part.path))
-                elif isinstance(part, Image):
-                    images.append(self._image_string(load_image(part.path)))
-                else:
-                    images.extend(self._image_string(frame) for frame in next(videos))
-        except MediaError as exc:
-            raise SampleError(str(exc)) from None
-        except Exception as exc:  # ImageCodecError and codec failures: this sample only
-            raise SampleError(f"{type(exc).__name__}: {exc}") from None
-        strings = {"image": images, "speech": speeches}
-        text = _PLACEHOLDER.sub(lambda m: strings[m.group(1)][int(m.group(2))], prompt.text)
-        return prompt, text
-
-    def _speech_string(self, path: str) -> str:
-        codec = self._speech_codec()
-        return speech_block(codec.encode(load_audio(path, sample_rate=codec.sample_rate).samples))
-
-    def _image_string(self, image: Any) -> str:
-        return image_block(self._image_codec().encode(image))
-
-    def encode(self, text: str) -> list[int]:
-        """Token ids of a prompt string; the BOS is the one the string starts with (no second)."""
-        ids = self.tokenizer.encode(text, add_special_tokens=False)
-        bos = self.tokenizer.bos_token_id
-        if ids[:2] == [bos, bos]:
-            ids = ids[1:]
-        return ids
-
     # -- answering --
 
-    def generate(self, requests: Sequence[Request], *, media_dir: Path) -> list[Output]:
+    def generate(self, requests: Sequence[Request], *, media_dir: Path,
+                 prepared: Sequence[Any] | None = None) -> list[Output]:
+        """``prepared``: ``prepare(requests)``'s items (``mio_eval.prefetch``); else prepared here."""
         self.load()
         outputs: list[Output | None] = [None] * len(requests)
         groups: dict[tuple, list[_Job]] = {}
@@ -216,11 +155,10 @@ class MIOAdapter(HFAdapter):
         for i, request in enumerate(requests):
             try:
                 settings = Decoding.of(request.generation)
-                prompt, text = self.render(request)
+                prompt, text, ids = self.prepared(prepared[i] if prepared is not None else self._prepare_one(request))
                 if request.continuations:
                     rows.extend(self._rows(i, prompt, text, request.continuations))
                     continue
-                ids = self.encode(text)
                 if len(ids) >= self.max_length:
                     raise SampleError(f"prompt is {len(ids)} tokens, not shorter than the model's context of "
                                       f"{self.max_length} tokens")
