@@ -1,4 +1,5 @@
-"""Builders shared by several test modules: tiny video files and an offline character tokenizer."""
+"""Builders shared by several test modules: tiny video files, an offline character tokenizer, a
+LibriSpeech-layout split of noise clips."""
 
 from __future__ import annotations
 
@@ -49,3 +50,17 @@ def char_tokenizer(specials: Sequence[str], *, chat_template: str | None = None,
     tok.add_special_tokens(list(specials))
     return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>",
                                    unk_token="<unk>", chat_template=chat_template, **extra)
+
+
+def librispeech_noise(root: Path, lengths: Sequence[int], texts: Sequence[str], *, amplitude: float = 0.01) -> Path:
+    """A LibriSpeech-layout split (``LibriSpeech/test-clean/1089/134686``) of seeded noise clips of
+    ``lengths`` samples at 16 kHz with transcripts ``texts``; returns the chapter folder."""
+    import soundfile as sf
+
+    folder = Path(root) / "LibriSpeech" / "test-clean" / "1089" / "134686"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i, n in enumerate(lengths):
+        sf.write(folder / f"1089-134686-{i:04d}.flac", amplitude * rng.standard_normal(n), 16000)
+    (folder / "1089-134686.trans.txt").write_text("".join(f"1089-134686-{i:04d} {t}\n" for i, t in enumerate(texts)))
+    return folder

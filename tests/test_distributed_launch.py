@@ -12,10 +12,9 @@ import sys
 import time
 import uuid
 
-import numpy as np
 import pytest
-import soundfile as sf
 
+from helpers import librispeech_noise
 from mio_eval.api import run
 
 pytestmark = pytest.mark.slow
@@ -30,13 +29,8 @@ DUMMY = ["model=dummy", "model.delay_s=0.3"]
 def data(tmp_path_factory):
     """A LibriSpeech-layout split of N utterances of different lengths (noise: the dummy echoes)."""
     root = tmp_path_factory.mktemp("data")
-    folder = root / "LibriSpeech" / "test-clean" / "1089" / "134686"
-    folder.mkdir(parents=True)
-    rng = np.random.default_rng(0)
     texts = [" ".join(["WORD"] * (1 + (7 * i) % 5)) for i in range(N)]
-    for i in range(N):
-        sf.write(folder / f"1089-134686-{i:04d}.flac", 0.01 * rng.standard_normal(1600 * (1 + i % 3)), 16000)
-    (folder / "1089-134686.trans.txt").write_text("".join(f"1089-134686-{i:04d} {t}\n" for i, t in enumerate(texts)))
+    librispeech_noise(root, [1600 * (1 + i % 3) for i in range(N)], texts)
     return root
 
 

@@ -7,14 +7,13 @@ from __future__ import annotations
 import json
 import threading
 
-import numpy as np
 import pytest
-import soundfile as sf
 
+from helpers import librispeech_noise
 from mio_eval.models.dummy import DummyAdapter
 from mio_eval.prefetch import Prefetcher
 from mio_eval.types import Output, Request, Text
-from test_runner import LONGEST_FIRST, TEXTS, EchoTask, _run
+from test_runner import LONGEST_FIRST, TEXTS, _run
 
 
 class PreparingAdapter(DummyAdapter):
@@ -122,13 +121,8 @@ def random_mio(tmp_path_factory):
 def noise_split(tmp_path_factory):
     """A LibriSpeech-layout split of noise clips of five lengths, and one corrupt file."""
     root = tmp_path_factory.mktemp("data")
-    folder = root / "LibriSpeech" / "test-clean" / "1089" / "134686"
-    folder.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    for i in range(5):
-        sf.write(folder / f"1089-134686-{i:04d}.flac", 0.05 * rng.standard_normal(1600 * (1 + i)), 16000)
+    folder = librispeech_noise(root, [1600 * (1 + i) for i in range(5)], [f"WORD {i}" for i in range(6)], amplitude=0.05)
     (folder / "1089-134686-0005.flac").write_bytes(b"fLaC not really")
-    (folder / "1089-134686.trans.txt").write_text("".join(f"1089-134686-{i:04d} WORD {i}\n" for i in range(6)))
     return root
 
 
