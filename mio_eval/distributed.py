@@ -268,7 +268,7 @@ class Group:
         self._wait(lambda: self.store.add(self.ns + "done", 0) >= self.world, waiting_for=others,
                    what="finishing its shard")
         results = [json.loads(self.store.get(self.ns + f"result/{r}")) for r in range(self.world)]
-        merge_shards(store, [s.id for s in work.order])
+        merge_shards(store, [s.id for s in work.order], dealt=dealt)  # placed by the plan, no id looked up
         self._provenance = [r["provenance"] for r in results if r["provenance"] is not None]
         summaries = [r["batching"] for r in results if r["batching"] is not None]
         if not summaries:

@@ -27,7 +27,7 @@ class ShardWriter:
     ``{"id": "<id>", `` and the merge reads its id without decoding it (``mio_eval.recordlines``)."""
 
     def __init__(self, run_dir: Path, rank: int) -> None:
-        from mio_eval.store import open_append
+        from mio_eval.storeio import open_append
 
         directory = run_dir / SHARDS
         if directory.is_symlink():
@@ -37,7 +37,7 @@ class ShardWriter:
         self._fh = open_append(self.predictions_path)
 
     def append(self, records: Sequence[Mapping[str, Any]]) -> None:
-        from mio_eval.store import write_whole_lines
+        from mio_eval.storeio import write_whole_lines
 
         payload = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode("utf-8")
         try:
@@ -61,9 +61,9 @@ def read_shard(path: Path) -> list[tuple[dict[str, Any], bytes]]:
     ``id``; ``store.read_jsonl_records``'s rule; other lines are skipped). A killed rank can leave
     a last line without its newline: it is dropped (that sample is generated again)."""
     from mio_eval.fastjson import loads
-    from mio_eval.store import _open_nofollow
+    from mio_eval.storeio import open_nofollow
 
-    with os.fdopen(_open_nofollow(path, os.O_RDONLY), "rb") as fh:
+    with os.fdopen(open_nofollow(path, os.O_RDONLY), "rb") as fh:
         data = fh.read()
     out = []
     for line in data[: data.rfind(b"\n") + 1].split(b"\n"):
@@ -80,7 +80,7 @@ def _same(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
     return {k: v for k, v in a.items() if k != "attempt"} == {k: v for k, v in b.items() if k != "attempt"}
 
 
-def merge_shards(store: Any, order: Sequence[str]) -> int:
+def merge_shards(store: Any, order: Sequence[str], *, dealt: Sequence[Sequence[int]] | None = None) -> int:
     """Move every shard of ``store``'s run dir into ``predictions.jsonl``, ids in ``order`` first
     (others after, by id), then delete the shards. Idempotent: a record already merged (a merge
     cut short before the delete) or a second success of a sample is skipped, so a merge can be
@@ -91,7 +91,14 @@ def merge_shards(store: Any, order: Sequence[str]) -> int:
     record is first read (``PredictionStore.append_lines``). Decoded in full are only the lines
     that need a decision: a sample with more than one record (across the shards or already in
     the store: duplicates, retries, latest attempt wins) and lines not in the fast form (an older
-    writer's, or one with an ``attempt`` key)."""
+    writer's, or one with an ``attempt`` key).
+
+    ``dealt`` (rank 0 of a data-parallel run, ``distributed.balance``): rank r's samples as
+    indices into ``order``, in the order that rank generated them. When the shards are exactly
+    that (one ``rank-<r>-*`` file per rank with samples, each holding its samples' lines in the
+    fast form, in that order, none stored before), their lines are placed by the plan, no id
+    read or looked up (``recordlines.planned``); anything else merges by id, as without ``dealt``.
+    Both give the same bytes."""
     directory = store.run_dir / SHARDS
     if directory.is_symlink():
         raise StoreError(f"{directory} is a symbolic link; remove it")
@@ -101,32 +108,69 @@ def merge_shards(store: Any, order: Sequence[str]) -> int:
     from mio_eval.store import no_gc
 
     with no_gc():
-        return _merge(store, files, order)
+        shards = [_read(path) for path in files]
+        lines = None if dealt is None else _by_plan(files, shards, order, dealt)
+        if lines is not None and not (len(store) and not store.done_ids.isdisjoint(order)):
+            store.append_lines(order, lines)
+            appended = len(order)
+        else:
+            appended = _merge(store, shards, order)
+    for path in files:
+        path.unlink()
+    with contextlib.suppress(OSError):
+        os.rmdir(directory)
+    return appended
 
 
-def _scan(path: Path) -> tuple[list[str], list[bytes], dict[int, dict[str, Any] | None]]:
+def _read(path: Path) -> tuple[bytes, list[bytes]]:
+    """A shard's whole lines (``recordlines.whole_lines``: a killed rank's torn last line is dropped)."""
+    from mio_eval.recordlines import whole_lines
+    from mio_eval.storeio import open_nofollow
+
+    with os.fdopen(open_nofollow(path, os.O_RDONLY), "rb") as fh:
+        return whole_lines(fh.read())
+
+
+def _by_plan(files: Sequence[Path], shards: Sequence[tuple[bytes, list[bytes]]], order: Sequence[str],
+             dealt: Sequence[Sequence[int]]) -> list[bytes] | None:
+    """The shards' lines in ``order`` when they hold exactly what ``dealt`` gave each rank (see
+    ``merge_shards``), else None."""
+    from mio_eval.recordlines import planned
+
+    try:
+        ranks = [int(path.name.split("-")[1]) for path in files]  # rank-<r>-<uuid>.jsonl
+    except (IndexError, ValueError):
+        return None
+    if sorted(ranks) != [r for r, mine in enumerate(dealt) if mine] or sum(map(len, dealt)) != len(order):
+        return None
+    placed: list[bytes | None] = [None] * len(order)
+    for rank, (body, lines) in zip(ranks, shards):
+        mine = dealt[rank]
+        if _ATTEMPT in body or not planned(lines, list(map(order.__getitem__, mine))):
+            return None
+        for index, line in zip(mine, lines):
+            placed[index] = line
+    return None if None in placed else placed  # (a position dealt twice leaves another one empty)
+
+
+def _ids(body: bytes, lines: list[bytes]) -> tuple[list[str], list[bytes], dict[int, dict[str, Any] | None]]:
     """``(ids, lines, decoded)`` of a shard's whole valid lines (``read_shard``'s rule): ``decoded``
     maps the index of a line that was decoded in full to its record, and of a line that must be
     (it has an ``attempt`` key) to None."""
-    from mio_eval.recordlines import decode_line, fast_lines
-    from mio_eval.store import _open_nofollow
+    from mio_eval.recordlines import decode_line, fast_ids
 
-    with os.fdopen(_open_nofollow(path, os.O_RDONLY), "rb") as fh:
-        data = fh.read()
-    body = data[: data.rfind(b"\n") + 1]  # a killed rank's torn last line is dropped
-    fast = fast_lines(body)
+    ids = fast_ids(body, lines)
     decoded: dict[int, dict[str, Any] | None] = {}
-    if fast is not None:
-        ids, lines = fast
-    else:
-        ids, lines = [], []
-        for line in body.split(b"\n"):
+    if ids is None:
+        ids, valid = [], []
+        for line in lines:
             sample_id, record = decode_line(line)
             if sample_id is not None:
                 if record is not None:
-                    decoded[len(lines)] = record
+                    decoded[len(valid)] = record
                 ids.append(sample_id)
-                lines.append(line)
+                valid.append(line)
+        lines = valid
     if _ATTEMPT in body:  # a key the store sets: such a line is decoded and written again without it
         decoded.update((k, decoded.get(k)) for k, line in enumerate(lines) if _ATTEMPT in line)
     return ids, lines, decoded
@@ -135,15 +179,14 @@ def _scan(path: Path) -> tuple[list[str], list[bytes], dict[int, dict[str, Any] 
 _ATTEMPT = b'"attempt": '
 
 
-def _merge(store: Any, files: Sequence[Path], order: Sequence[str]) -> int:
+def _merge(store: Any, shards: Sequence[tuple[bytes, list[bytes]]], order: Sequence[str]) -> int:
     from mio_eval.fastjson import loads
 
-    directory = store.run_dir / SHARDS
     ids_all: list[str] = []
     lines_all: list[bytes] = []
     decoded: dict[int, dict[str, Any] | None] = {}
-    for path in files:
-        ids, lines, marked = _scan(path)
+    for body, lines in shards:
+        ids, lines, marked = _ids(body, lines)
         decoded.update((len(ids_all) + k, r) for k, r in marked.items())
         ids_all += ids
         lines_all += lines
@@ -153,35 +196,26 @@ def _merge(store: Any, files: Sequence[Path], order: Sequence[str]) -> int:
         special.update(i for i, n in Counter(ids_all).items() if n > 1)
     if len(store):
         special.update(table.keys() & store.done_ids)
-    ids = [i for i in order if i in table]  # dataset order without a sort
+    ids = list(filter(table.__contains__, order))  # dataset order without a sort
     if len(ids) < len(table):
         known = set(order)
         ids += sorted(i for i in table if i not in known)
-    records: dict[str, list[tuple[dict[str, Any], bytes | None]]] = {i: [] for i in special}
-    if special:
-        for k, sample_id in enumerate(ids_all):
-            if sample_id in special:
-                record = decoded.get(k)
-                if record is None:
-                    try:
-                        record = loads(lines_all[k])
-                    except (json.JSONDecodeError, UnicodeDecodeError):
-                        continue  # damaged (in the fast form only by its first bytes): as read_shard
-                    if not isinstance(record, dict) or record.get("id") != sample_id:
-                        continue
-                records[sample_id].append((record, lines_all[k]))
     if not special:  # the common case: every sample's only record, not yet merged
-        lines = [table[i] for i in ids]
-        for start in range(0, len(ids), 50_000):
-            store.append_lines(ids[start : start + 50_000], lines[start : start + 50_000])
-        appended = len(ids)
-    else:
-        appended = _decide(store, ids, table, special, records)
-    for path in files:
-        path.unlink()
-    with contextlib.suppress(OSError):
-        os.rmdir(directory)
-    return appended
+        store.append_lines(ids, list(map(table.__getitem__, ids)))
+        return len(ids)
+    records: dict[str, list[tuple[dict[str, Any], bytes | None]]] = {i: [] for i in special}
+    for k, sample_id in enumerate(ids_all):
+        if sample_id in special:
+            record = decoded.get(k)
+            if record is None:
+                try:
+                    record = loads(lines_all[k])
+                except (json.JSONDecodeError, UnicodeDecodeError):
+                    continue  # damaged (in the fast form only by its first bytes): as read_shard
+                if not isinstance(record, dict) or record.get("id") != sample_id:
+                    continue
+            records[sample_id].append((record, lines_all[k]))
+    return _decide(store, ids, table, special, records)
 
 
 def _decide(store: Any, ids: Sequence[str], table: Mapping[str, bytes], special: set[str],
@@ -207,9 +241,7 @@ def _decide(store: Any, ids: Sequence[str], table: Mapping[str, bytes], special:
             rounds[k].append((sample_id, line, record))
             latest, k = record, k + 1
     for batch in rounds:
-        for start in range(0, len(batch), 50_000):
-            chunk = batch[start : start + 50_000]
-            store.append_lines([i for i, _, _ in chunk], [line for _, line, _ in chunk], [r for _, _, r in chunk])
+        store.append_lines([i for i, _, _ in batch], [line for _, line, _ in batch], [r for _, _, r in batch])
     return sum(len(batch) for batch in rounds)
 
 

@@ -36,32 +36,22 @@ import shutil
 from pathlib import Path
 from typing import Any, Iterable, Iterator, KeysView, Mapping, Sequence
 
-from mio_eval.atomic import atomic_path, atomic_write_json, atomic_write_text, file_mode
+from mio_eval.atomic import atomic_path, atomic_write_json, atomic_write_text
 from mio_eval.errors import StoreError, StoreWriteError
 from mio_eval.fastjson import loads
-from mio_eval.recordlines import no_gc, read_jsonl_records
+from mio_eval.recordlines import load_records, no_gc, read_jsonl_records
+from mio_eval.storeio import open_append, open_nofollow as _open_nofollow, write_lines, write_whole_lines
 
 __all__ = ["PredictionStore", "repair", "read_jsonl_records", "write_whole_lines", "open_append", "artifact_name"]
 
 _RUN_FILES = ("predictions.jsonl", "scores.jsonl", "metrics.json", "run.json")
 # Names the store itself owns: an artifact may not replace them.
 _RESERVED = frozenset({*_RUN_FILES, ".lock", "media", "shards", "history", "scoring"})
-_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
-
-
-def _open_nofollow(path: Path, flags: int) -> int:
-    """``os.open`` that refuses a symbolic link at ``path`` (StoreError, never followed)."""
-    try:
-        return os.open(path, flags | _NOFOLLOW | getattr(os, "O_CLOEXEC", 0), file_mode())
-    except OSError as exc:
-        if path.is_symlink():
-            raise StoreError(f"{path} is a symbolic link; mio-eval never writes through links "
-                             "(replace it with a regular file or use another paths.results_dir)") from None
-        raise StoreError(f"cannot open {path}: {exc.strerror or exc}") from None
 
 
 def _decoded(line: bytes, sample_id: str, path: Path) -> dict[str, Any]:
-    """The record of a line kept undecoded (``append_lines``); StoreError if it is not one."""
+    """The record of a line kept undecoded (``append_lines``, ``recordlines.load_records``);
+    StoreError if it is not one."""
     try:
         record = loads(line)
     except (json.JSONDecodeError, UnicodeDecodeError):
@@ -70,28 +60,6 @@ def _decoded(line: bytes, sample_id: str, path: Path) -> dict[str, Any]:
         raise StoreError(f"{path}: the line of sample {sample_id!r} is corrupt (not a JSON record with that id); "
                          f"`mio-eval repair {path.parent}` keeps every valid line")
     return record
-
-
-def write_whole_lines(fd: int, payload: bytes) -> None:
-    """Append ``payload`` (whole lines) to ``fd`` and fsync. On disk full or an I/O error the file
-    is cut back to its previous end, so it stays readable and resumable, and OSError propagates."""
-    start = os.fstat(fd).st_size
-    try:
-        view = memoryview(payload)
-        while view:
-            view = view[os.write(fd, view):]
-        os.fsync(fd)
-    except OSError:
-        try:
-            os.ftruncate(fd, start)
-        except OSError:
-            pass  # the reader drops a half-written last line in any case
-        raise
-
-
-def open_append(path: Path):
-    """An unbuffered binary append handle on ``path``, never through a symbolic link."""
-    return os.fdopen(_open_nofollow(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT), "ab", buffering=0)
 
 
 def artifact_name(name: Any) -> str:
@@ -196,13 +164,13 @@ class PredictionStore:
     def get(self, sample_id: str) -> dict[str, Any] | None:
         """The latest attempt of a sample (None when it has none)."""
         record = self._records.get(sample_id)
-        if type(record) is bytes:  # a merged shard line, decoded when first read
+        if type(record) is bytes:  # a line loaded or merged undecoded, decoded when first read
             record = self._records[sample_id] = _decoded(record, sample_id, self.predictions_path)
         return record
 
     def attempts(self, sample_id: str) -> int:
         """How many records the sample has (failed attempts that were retried count)."""
-        return self._attempts.get(sample_id, 1 if sample_id in self._records else 0)  # merged lines: 1
+        return self._attempts.get(sample_id, 1 if sample_id in self._records else 0)  # no tally: 1
 
     @property
     def failed_ids(self) -> list[str]:
@@ -233,9 +201,11 @@ class PredictionStore:
         ``append`` (a line None: the record is encoded here)."""
         if self._fh is None:
             raise RuntimeError("store is not open")
-        new = ids if records is None else [i for i, r in zip(ids, records) if r is None]
-        if len(set(ids)) < len(ids) or not self._records.keys().isdisjoint(new):
-            twice = next(i for n, i in enumerate(ids) if i in ids[:n] or (i in new and i in self._records))
+        table = dict(zip(ids, lines)) if records is None else None  # the merge's common batch: C-level
+        new = table.keys() if table is not None else [i for i, r in zip(ids, records) if r is None]
+        if len(set(ids) if table is None else table) < len(ids) or not self._records.keys().isdisjoint(new):
+            seen: set[str] = set()
+            twice = next(i for i in ids if i in seen or seen.add(i) or (i in new and i in self._records))
             raise StoreError(f"sample {twice!r} is already stored in {self.predictions_path}")
         if records is not None:
             for sample_id, record in zip(ids, records):
@@ -246,16 +216,15 @@ class PredictionStore:
                     record["attempt"] = self.attempts(sample_id) + 1
             lines = [line if r is None or (line is not None and "attempt" not in r)
                      else json.dumps(r, ensure_ascii=False).encode("utf-8") for line, r in zip(lines, records)]
-        payload = b"\n".join(lines) + b"\n" if lines else b""
         try:
-            write_whole_lines(self._fh.fileno(), payload)
+            write_lines(self._fh.fileno(), lines)
         except OSError as exc:
             raise StoreWriteError(
                 f"cannot save predictions to {self.predictions_path}: {exc.strerror or exc}; "
                 f"the {len(self._records)} samples saved before are intact; fix the cause and rerun to resume"
             ) from None
-        if records is None:  # a merge's common batch: C-level updates
-            self._records.update(zip(ids, lines))  # one attempt each (``attempts``)
+        if table is not None:  # C-level (a copy of the table when the store is empty)
+            self._records.update(table)  # one attempt each (``attempts``)
             return
         for sample_id, line, record in zip(ids, lines, records):
             self._attempts[sample_id] = self.attempts(sample_id) + 1
@@ -339,20 +308,8 @@ class PredictionStore:
                 fh.truncate(end)
                 os.fsync(fh.fileno())
                 self.dropped_partial_line = True
-        records, bad = read_jsonl_records(data[:end], self.predictions_path)
-        if bad:
-            raise StoreError(
-                f"{self.predictions_path}:{bad[0]} is corrupt ({len(bad)} bad line(s): not a JSON record with "
-                f"an 'id'); `mio-eval repair {self.run_dir}` keeps every valid line (the file is backed up), "
-                "or runner.overwrite=true starts over"
-            )
-        for lineno, record in records:
-            previous = self._records.get(record["id"])
-            if previous is not None and not previous.get("error") and not record.get("supersedes"):
-                raise StoreError(f"{self.predictions_path}:{lineno} repeats sample {record['id']!r}; "
-                                 f"`mio-eval repair {self.run_dir}` keeps its first successful record")
-            self._attempts[record["id"]] = self._attempts.get(record["id"], 0) + 1
-            self._records[record["id"]] = record
+        # Lines in the fast form are kept undecoded until first read (``get``), as merged ones.
+        self._records, self._attempts = load_records(data[:end], self.predictions_path)
 
 
 def repair(run_dir: str | os.PathLike[str]) -> dict[str, Any]:

@@ -50,6 +50,7 @@ def _merge(tmp_path, name, monkeypatch, *, fast):
     with monkeypatch.context() as m:
         if not fast:  # no line is in the fast form: every line goes through the full decode
             m.setattr(mio_eval.recordlines, "_FAST", re.compile(rb"(?!)"))
+            m.setattr(mio_eval.recordlines, "_FIRST", re.compile(rb"(?!)"))
         m.setattr(mio_eval.fastjson, "loads", counting)
         m.setattr(mio_eval.recordlines, "loads", counting)
         m.setattr(mio_eval.store, "loads", counting)
