@@ -12,9 +12,11 @@ the records' ``time_s``; start-up and model loading excluded).
 --standalone --nproc-per-node 2 -m mio_eval`` (``--launcher nproc``: as ``mio-eval ...
 runner.nproc=2``), wall clock of the whole command, start-up included, and generation seconds. ``merge`` generates N in-memory text samples with the dummy
 adapter in one process (``stage=generate``), deals its records to 2 shard files as 2 ranks would,
-and times ``merge_shards`` into a fresh run dir, the first read of the merged records (the merge
-leaves them undecoded until scoring reads them), then the resume of the finished run (load and
-plan, nothing pending). Speed is measured here, never asserted in tests.
+and times ``merge_shards`` into a fresh run dir as rank 0 does (``dealt``: the lines placed by the
+plan) and as a resume of a killed run does (no plan: by id), the first read of the merged records
+(the merge leaves them undecoded until scoring reads them), the store's load of the merged file,
+then the resume of the finished run (load and plan, nothing pending); wall clock and CPU time
+(``time.process_time``) of each. Speed is measured here, never asserted in tests.
 """
 
 from __future__ import annotations
@@ -172,40 +174,52 @@ def merge(args) -> None:
         def score(self, generated, *, work_dir):
             return ScoreReport(metrics=(MetricResult("n", len(generated), True, "count", "count"),), per_sample=())
 
+    def timed(call):
+        start, cpu = time.perf_counter(), time.process_time()
+        value = call()
+        return value, time.perf_counter() - start, time.process_time() - cpu
+
     work = Path(tempfile.mkdtemp(prefix="scaling-"))
     try:
         task = Echo(args.samples)
         settings = RunnerSettings(progress=False, stage="generate", batch_size=args.batch_size)
-        start, cpu0 = time.perf_counter(), time.process_time()
-        evaluate(task, DummyAdapter(), run_dir=work / "gen", settings=settings, fingerprint="f", run_info={})
-        generate, generate_cpu = time.perf_counter() - start, time.process_time() - cpu0
-        lines = (work / "gen" / "predictions.jsonl").read_bytes().splitlines(keepends=True)
+        _, generate, generate_cpu = timed(lambda: evaluate(task, DummyAdapter(), run_dir=work / "gen", settings=settings,
+                                                           fingerprint="f", run_info={}))
+        reference = (work / "gen" / "predictions.jsonl").read_bytes()
+        lines = reference.splitlines(keepends=True)
         dealt = balance([len(line) for line in lines], 2)  # the lines are in generation order already
-        shards = work / "merged" / "shards"
-        shards.mkdir(parents=True)
-        for rank, indices in enumerate(dealt):
-            (shards / f"rank-{rank}-bench.jsonl").write_bytes(b"".join(lines[i] for i in indices))
         order = [json.loads(line)["id"] for line in lines]
-        with PredictionStore(work / "merged").open(fingerprint="f", run_info={}) as store:
-            start, cpu0 = time.perf_counter(), time.process_time()
-            merged = merge_shards(store, order)
-            merge_s, merge_cpu = time.perf_counter() - start, time.process_time() - cpu0
-            start = time.perf_counter()
-            changed_inputs(task.samples(), store, {s.id: None for s in task.samples()})  # reads every record
-            first_read = time.perf_counter() - start
-        start = time.perf_counter()
-        evaluate(task, DummyAdapter(), run_dir=work / "merged", settings=settings, fingerprint="f", run_info={})
-        resume = time.perf_counter() - start
-        same = (work / "merged" / "predictions.jsonl").read_bytes() == (work / "gen" / "predictions.jsonl").read_bytes()
+        merges = {}
+        for name, plan in (("merged", dealt), ("by_id", None)):
+            shards = work / name / "shards"
+            shards.mkdir(parents=True)
+            for rank, indices in enumerate(dealt):
+                (shards / f"rank-{rank}-bench.jsonl").write_bytes(b"".join(lines[i] for i in indices))
+            with PredictionStore(work / name).open(fingerprint="f", run_info={}) as store:
+                merges[name] = timed(lambda: merge_shards(store, order, dealt=plan))
+                if name == "merged":
+                    _, first_read, first_read_cpu = timed(  # reads every record
+                        lambda: changed_inputs(task.samples(), store, {s.id: None for s in task.samples()}))
+            merges[name] += ((work / name / "predictions.jsonl").read_bytes() == reference,)
+        _, load, load_cpu = timed(lambda: PredictionStore(work / "merged").open(fingerprint="f", run_info={}).close())
+        _, resume, resume_cpu = timed(lambda: evaluate(task, DummyAdapter(), run_dir=work / "merged", settings=settings,
+                                                       fingerprint="f", run_info={}))
+
+        def share(wall, cpu):
+            return (f"{wall:.3f} s ({cpu:.3f} s CPU) = {100 * wall / generate:.1f} % of generation's wall clock, "
+                    f"{100 * cpu / generate_cpu:.1f} % of its CPU")
+
         print(f"merge: {args.samples} in-memory text samples, dummy adapter, batch {args.batch_size}, one process")
         print(f"  generation (stage=generate): {generate:.2f} s ({generate_cpu:.2f} s CPU; the rest is waiting for fsync)")
-        print(f"  merge of 2 shards ({merged} records): {merge_s:.2f} s = {100 * merge_s / generate:.1f} % of generation "
-              f"({merge_cpu:.2f} s CPU = {100 * merge_cpu / generate:.1f} % of generation's wall clock); "
-              f"byte-identical to the one-process predictions.jsonl: {same}")
+        for name, what in (("merged", "rank 0's merge of 2 shards, placed by the plan (Group.lead)"),
+                           ("by_id", "merge of a killed run's 2 shards by id (no plan: the runner, on resume)")):
+            merged, wall, cpu, same = merges[name]
+            print(f"  {what}, {merged} records: {share(wall, cpu)}; byte-identical to the one-process "
+                  f"predictions.jsonl: {same}")
         print(f"  first read of every merged record (resume.changed_inputs, before planning and scoring): "
-              f"{first_read:.2f} s")
-        print(f"  resume of the finished run (load, plan, nothing to do): {resume:.2f} s = "
-              f"{100 * resume / generate:.1f} % of generation")
+              f"{first_read:.2f} s ({first_read_cpu:.2f} s CPU)")
+        print(f"  load of the merged run's predictions.jsonl (PredictionStore.open): {share(load, load_cpu)}")
+        print(f"  resume of the finished run (load, plan, nothing to do): {share(resume, resume_cpu)}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -143,14 +143,19 @@ def _by_plan(files: Sequence[Path], shards: Sequence[tuple[bytes, list[bytes]]],
         return None
     if sorted(ranks) != [r for r, mine in enumerate(dealt) if mine] or sum(map(len, dealt)) != len(order):
         return None
-    placed: list[bytes | None] = [None] * len(order)
     for rank, (body, lines) in zip(ranks, shards):
-        mine = dealt[rank]
-        if _ATTEMPT in body or not planned(lines, list(map(order.__getitem__, mine))):
+        if _ATTEMPT in body or not planned(lines, list(map(order.__getitem__, dealt[rank]))):
             return None
-        for index, line in zip(mine, lines):
-            placed[index] = line
-    return None if None in placed else placed  # (a position dealt twice leaves another one empty)
+    import numpy as np
+
+    positions = [np.array(dealt[r], dtype=np.intp) for r in ranks]
+    every = np.concatenate(positions)
+    if every.min() < 0 or every.max() >= len(order) or np.bincount(every, minlength=len(order)).max() > 1:
+        return None  # not each position of ``order`` dealt once
+    placed = np.empty(len(order), dtype=object)  # each shard's lines scattered to their positions (C-level)
+    for where, (_, lines) in zip(positions, shards):
+        placed[where] = lines
+    return placed.tolist()
 
 
 def _ids(body: bytes, lines: list[bytes]) -> tuple[list[str], list[bytes], dict[int, dict[str, Any] | None]]:
