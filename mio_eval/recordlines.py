@@ -31,8 +31,8 @@ from typing import Any, Iterator, Sequence
 from mio_eval.errors import StoreError
 from mio_eval.fastjson import loads
 
-__all__ = ["whole_lines", "fast_ids", "fast_lines", "planned", "decode_line", "read_jsonl_records",
-           "load_records", "no_gc"]
+__all__ = ["whole_lines", "fast_ids", "fast_lines", "planned", "succeeded_digest", "decode_line",
+           "read_jsonl_records", "load_records", "no_gc"]
 
 # One line of the fast form, its id captured (``decode_line``, line by line).
 _FAST = re.compile(rb'^\{"id": "([^"\\\n]*)", [^\n]*\}\n', re.M)
@@ -40,6 +40,13 @@ _FAST = re.compile(rb'^\{"id": "([^"\\\n]*)", [^\n]*\}\n', re.M)
 # for the literal newline-and-brace prefix skips the rest of each line.
 _FIRST = re.compile(rb'\{"id": "([^"\\\n]*)", ')
 _NEXT = re.compile(rb'\n\{"id": "([^"\\\n]*)", ')
+# The last members of the line of a sample that succeeded, as ``predictions.record`` writes them
+# (``error`` null, ``time_s``, ``input_digest``, the ``supersedes`` a regenerated sample gets), up
+# to the line's closing brace. Searched for in a line's last ``_TAIL_BYTES`` only.
+_TAIL = re.compile(rb', "error": null, "time_s": [-+.0-9eE]+, "input_digest": (?:"([^"\\\n]*)"|null)'
+                   rb'(?:, "supersedes": "[^"\\\n]*")?\}\Z')
+_TAIL_BYTES = 256
+_TAIL_START = b', "error": null, "time_s": '
 # A character ``json.dumps`` escapes in a string (so an id holding one is never in the fast form).
 _ESCAPED = re.compile(r'["\\\x00-\x1f]')
 
@@ -95,6 +102,23 @@ def planned(lines: Sequence[bytes], ids: Sequence[str]) -> bool:
     except UnicodeEncodeError:  # a lone surrogate: never written by json.dumps + encode
         return False
     return all(map(bytes.startswith, lines, prefixes)) and all(map(bytes.endswith, lines, repeat(b"}")))
+
+
+def succeeded_digest(line: bytes) -> tuple[str | None] | None:
+    """``(input_digest,)`` of a record line whose record succeeded (``error`` null), read from its
+    last members without decoding it; None when the line does not end as ``_TAIL`` (a failure, an
+    ``attempt`` key, another writer: the caller decodes it). For a valid JSON line this is what
+    ``json.loads`` reads: the line ends with the top-level object's ``}``, and the members before
+    it hold no quote, backslash or bracket, so they are that object's last members (its values of
+    those keys, a repeated key's last one included)."""
+    start = line.rfind(_TAIL_START, max(0, len(line) - _TAIL_BYTES))  # (the last one: the members
+    match = _TAIL.match(line, start) if start >= 0 else None  # after it cannot hold another)
+    if match is None:
+        return None
+    try:
+        return (None if match.group(1) is None else match.group(1).decode("utf-8"),)
+    except UnicodeDecodeError:
+        return None
 
 
 def decode_line(line: bytes) -> tuple[str | None, dict[str, Any] | None]:

@@ -28,10 +28,10 @@ __all__ = ["Plan", "plan", "changed_inputs", "refuse_changed", "refuse_shrinking
 def changed_inputs(samples: Sequence[Sample], store: PredictionStore, digests: Mapping[str, str]) -> list[str]:
     """Ids whose stored prediction was made from other inputs than the data holds now."""
     changed = []
-    with no_gc():  # the first read of merged shard lines decodes them (store.get): no GC passes meanwhile
+    with no_gc():  # a line kept undecoded is decoded here only for a failed sample: no GC passes meanwhile
         for s in samples:
-            stored = store.get(s.id)
-            if stored is not None and stored.get("input_digest") not in (None, digests[s.id]):
+            outcome = store.outcome(s.id)
+            if outcome is not None and outcome[1] not in (None, digests[s.id]):
                 changed.append(s.id)
     return changed
 
@@ -107,19 +107,21 @@ def plan(task: Task, samples: Sequence[Sample], store: PredictionStore, settings
     do, ``adapter`` is loaded before the requests are rendered: a task may count prompt tokens
     with the model's tokenizer (MMLU's context fitting)."""
     refused = refused or {}
-    changed = set(changed_inputs(samples, store, digests))
+    with no_gc():
+        outcomes = {s.id: store.outcome(s.id) for s in samples}  # (failed, input_digest): no record decoded
+    changed = {i for i, o in outcomes.items() if o is not None and o[1] not in (None, digests[i])}  # changed_inputs
     if changed and not settings.regenerate_changed:
         refuse_changed(sorted(changed, key=[s.id for s in samples].index), len(samples), store)
 
     def wanted(s: Sample) -> bool:
-        stored = store.get(s.id)
-        if stored is None or s.id in changed:
+        outcome = outcomes[s.id]
+        if outcome is None or s.id in changed:
             return True
-        return bool(stored["error"]) and settings.retry_errors and s.id not in refused
+        return outcome[0] and settings.retry_errors and s.id not in refused
 
     pending = [s for s in samples if wanted(s)]
     pending_ids = {p.id for p in pending}
-    errors = sum(1 for s in samples if s.id not in pending_ids and (store.get(s.id) or {}).get("error"))
+    errors = sum(1 for s in samples if s.id not in pending_ids and outcomes[s.id][0])
     confined = [s for s in pending if s.id in refused]
     if confined:
         records = []

@@ -39,7 +39,7 @@ from typing import Any, Iterable, Iterator, KeysView, Mapping, Sequence
 from mio_eval.atomic import atomic_path, atomic_write_json, atomic_write_text
 from mio_eval.errors import StoreError, StoreWriteError
 from mio_eval.fastjson import loads
-from mio_eval.recordlines import load_records, no_gc, read_jsonl_records
+from mio_eval.recordlines import load_records, no_gc, read_jsonl_records, succeeded_digest
 from mio_eval.storeio import open_append, open_nofollow as _open_nofollow, write_lines, write_whole_lines
 
 __all__ = ["PredictionStore", "repair", "read_jsonl_records", "write_whole_lines", "open_append", "artifact_name"]
@@ -167,6 +167,18 @@ class PredictionStore:
         if type(record) is bytes:  # a line loaded or merged undecoded, decoded when first read
             record = self._records[sample_id] = _decoded(record, sample_id, self.predictions_path)
         return record
+
+    def outcome(self, sample_id: str) -> tuple[bool, str | None] | None:
+        """``(failed, input_digest)`` of the sample's latest record (None when it has none), what
+        planning a resume needs: read from the last members of a line kept undecoded when they say
+        it succeeded (``recordlines.succeeded_digest``), so only failed samples' lines are decoded."""
+        record = self._records.get(sample_id)
+        if type(record) is bytes:
+            tail = succeeded_digest(record)
+            if tail is not None:
+                return False, tail[0]
+            record = self.get(sample_id)
+        return None if record is None else (bool(record.get("error")), record.get("input_digest"))
 
     def attempts(self, sample_id: str) -> int:
         """How many records the sample has (failed attempts that were retried count)."""

@@ -244,3 +244,33 @@ def test_chunked_write_is_cut_back_on_a_full_disk(tmp_path, monkeypatch):
         assert (run_dir / "predictions.jsonl").read_bytes() == before and set(store.done_ids) == {"a"}
         store.append_lines(["b", "c", "d", "e"], lines)  # written in 2 chunks, one fsync
     assert (run_dir / "predictions.jsonl").read_bytes() == before + b"".join(x + b"\n" for x in lines)
+
+
+def test_resume_reads_outcomes_from_line_tails_as_the_decoded_records(tmp_path):
+    from mio_eval.recordlines import succeeded_digest
+
+    tricky = [
+        _record("a", "A"), _record("b", "B", error="boom"), _record("c", "C", input_digest=None),
+        _record("d", "D", supersedes="input changed"), _record("e", "E", attempt=2),
+        {**_record("f", "F"), "more": {"error": None, "time_s": 1, "input_digest": "nested"}},  # last: a dict
+        {**_record("g", "G"), "error": "late"},  # (the key keeps its place: not the tail's form)
+        {**_record("h", "H"), "input_digest": "x", "note": 1}, _record("i", "I", error=""),
+    ]
+    for record in tricky:
+        line = json.dumps(record, ensure_ascii=False).encode()
+        tail, decoded = succeeded_digest(line), json.loads(line)
+        if tail is not None:  # read without decoding: exactly what decoding gives
+            assert decoded["error"] is None and tail == (decoded["input_digest"],), record
+    repeated = b'{"id": "r", "error": "first", "time_s": 1, "input_digest": "a", "error": null, "time_s": 2, "input_digest": "b"}'
+    assert succeeded_digest(repeated) == ("b",) and json.loads(repeated)["error"] is None  # the last one counts
+    assert [succeeded_digest(json.dumps(r).encode()) is not None for r in tricky] == [
+        True, False, True, True, False, False, False, False, False]
+    run_dir = tmp_path / "run"
+    with PredictionStore(run_dir).open(fingerprint="f", run_info={}) as store:
+        for record in tricky:
+            store.append([record])
+    with PredictionStore(run_dir).open(fingerprint="f", run_info={}) as store:
+        outcomes = {r["id"]: store.outcome(r["id"]) for r in tricky}
+        assert type(store._records["a"]) is bytes and type(store._records["b"]) is dict  # only failures decoded
+        assert outcomes == {i: (bool(store.get(i)["error"]), store.get(i)["input_digest"]) for i in outcomes}
+        assert store.outcome("zz") is None
