@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import random
+from json.encoder import encode_basestring as _encode_string  # json.dumps's, ensure_ascii=False
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -108,7 +109,14 @@ def sample_digest(sample: Sample) -> str:
             parts.append(["text", part.text])
         else:
             parts.append([part.modality.value, file_digest(part.path)])
-    blob = json.dumps({"parts": parts, "choices": list(sample.choices)}, ensure_ascii=False, sort_keys=True)
+    if all(type(x) is str for pair in parts for x in pair) and all(type(c) is str for c in sample.choices):
+        # The bytes json.dumps(..., ensure_ascii=False, sort_keys=True) writes (its own string
+        # encoder, its separators), built directly: 3x faster, and a resume digests every sample.
+        quote = _encode_string
+        blob = ('{"choices": [' + ", ".join(map(quote, sample.choices)) + '], "parts": ['
+                + ", ".join(f"[{quote(kind)}, {quote(value)}]" for kind, value in parts) + "]}")
+    else:
+        blob = json.dumps({"parts": parts, "choices": list(sample.choices)}, ensure_ascii=False, sort_keys=True)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
 
 

@@ -274,3 +274,31 @@ def test_resume_reads_outcomes_from_line_tails_as_the_decoded_records(tmp_path):
         assert type(store._records["a"]) is bytes and type(store._records["b"]) is dict  # only failures decoded
         assert outcomes == {i: (bool(store.get(i)["error"]), store.get(i)["input_digest"]) for i in outcomes}
         assert store.outcome("zz") is None
+
+
+def test_sample_digest_is_json_dumps_digest(tmp_path):
+    """The resume digests every sample: ``sample_digest`` builds json.dumps's bytes itself."""
+    import hashlib
+    import random
+
+    from mio_eval.samples import file_digest, sample_digest
+    from mio_eval.types import Audio, Image, Sample, Text
+
+    def reference(sample):
+        parts = [["text", p.text] if isinstance(p, Text) else [p.modality.value, file_digest(p.path)]
+                 for p in sample.parts]
+        blob = json.dumps({"parts": parts, "choices": list(sample.choices)}, ensure_ascii=False, sort_keys=True)
+        return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
+
+    (tmp_path / "a.wav").write_bytes(b"RIFF")
+    rng = random.Random(0)
+    alphabet = [chr(c) for c in range(0x40)] + list('"\\/é\u2028\u2029\x7f\x85€𝄞 abc')
+    for n in range(300):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randrange(12)))
+        parts = [Text(text)] + ([Audio(str(tmp_path / "a.wav"))] if n % 3 == 0 else [])
+        parts += [Image(str(tmp_path / "missing.png"))] if n % 5 == 0 else []
+        choices = tuple(text[: k + 1] for k in range(n % 4))
+        sample = Sample(id=f"s{n}", parts=tuple(parts), targets=("x",), choices=choices)
+        assert sample_digest(sample) == reference(sample), (text, choices)
+    with pytest.raises(UnicodeEncodeError):  # a lone surrogate fails as json.dumps's bytes do
+        sample_digest(Sample(id="u", parts=(Text("\ud800"),), targets=("x",)))
