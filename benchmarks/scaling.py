@@ -14,7 +14,7 @@ runner.nproc=2``), wall clock of the whole command, start-up included, and gener
 adapter in one process (``stage=generate``), deals its records to 2 shard files as 2 ranks would,
 and times ``merge_shards`` into a fresh run dir as rank 0 does (``dealt``: the lines placed by the
 plan) and as a resume of a killed run does (no plan: by id), the first read of the merged records
-(the merge leaves them undecoded until scoring reads them), the store's load of the merged file,
+(the merge leaves them undecoded until scoring decodes them), the store's load of the merged file,
 then the resume of the finished run (load and plan, nothing pending); wall clock and CPU time
 (``time.process_time``) of each. Speed is measured here, never asserted in tests.
 """
@@ -146,7 +146,7 @@ def merge(args) -> None:
     from mio_eval.distributed import balance, merge_shards
     from mio_eval.metrics.base import MetricResult
     from mio_eval.models.dummy import DummyAdapter
-    from mio_eval.resume import changed_inputs
+    from mio_eval.recordlines import no_gc
     from mio_eval.runner import RunnerSettings, evaluate
     from mio_eval.store import PredictionStore
     from mio_eval.tasks.base import ScoreReport
@@ -174,6 +174,10 @@ def merge(args) -> None:
         def score(self, generated, *, work_dir):
             return ScoreReport(metrics=(MetricResult("n", len(generated), True, "count", "count"),), per_sample=())
 
+    def read_all(store):
+        with no_gc():
+            return [store.get(s.id) for s in task.samples()]
+
     def timed(call):
         start, cpu = time.perf_counter(), time.process_time()
         value = call()
@@ -197,9 +201,8 @@ def merge(args) -> None:
                 (shards / f"rank-{rank}-bench.jsonl").write_bytes(b"".join(lines[i] for i in indices))
             with PredictionStore(work / name).open(fingerprint="f", run_info={}) as store:
                 merges[name] = timed(lambda: merge_shards(store, order, dealt=plan))
-                if name == "merged":
-                    _, first_read, first_read_cpu = timed(  # reads every record
-                        lambda: changed_inputs(task.samples(), store, {s.id: None for s in task.samples()}))
+                if name == "merged":  # decode every record, as scoring does (GC paused as in planning)
+                    _, first_read, first_read_cpu = timed(lambda: read_all(store))
             merges[name] += ((work / name / "predictions.jsonl").read_bytes() == reference,)
         _, load, load_cpu = timed(lambda: PredictionStore(work / "merged").open(fingerprint="f", run_info={}).close())
         _, resume, resume_cpu = timed(lambda: evaluate(task, DummyAdapter(), run_dir=work / "merged", settings=settings,
@@ -216,7 +219,7 @@ def merge(args) -> None:
             merged, wall, cpu, same = merges[name]
             print(f"  {what}, {merged} records: {share(wall, cpu)}; byte-identical to the one-process "
                   f"predictions.jsonl: {same}")
-        print(f"  first read of every merged record (resume.changed_inputs, before planning and scoring): "
+        print(f"  first read of every merged record (store.get: each line decoded, as scoring reads them): "
               f"{first_read:.2f} s ({first_read_cpu:.2f} s CPU)")
         print(f"  load of the merged run's predictions.jsonl (PredictionStore.open): {share(load, load_cpu)}")
         print(f"  resume of the finished run (load, plan, nothing to do): {share(resume, resume_cpu)}")
