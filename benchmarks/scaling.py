@@ -11,9 +11,10 @@ the records' ``time_s``; start-up and model loading excluded).
 ``ranks`` runs the same command as one process and as ``python -m torch.distributed.run
 --standalone --nproc-per-node 2 -m mio_eval`` (``--launcher nproc``: as ``mio-eval ...
 runner.nproc=2``), wall clock of the whole command, start-up included, and generation seconds. ``merge`` generates N in-memory text samples with the dummy
-adapter in one process (``stage=generate``), deals its records to 2 shard files as 2 ranks would,
-and times ``merge_shards`` into a fresh run dir as rank 0 does (``dealt``: the lines placed by the
-plan) and as a resume of a killed run does (no plan: by id), the first read of the merged records
+adapter in one process (``stage=generate``), deals its records to 2 shard files as 2 ranks would
+(``ShardWriter``, which vouches for what it wrote), and times ``merge_shards`` into a fresh run dir
+as rank 0 does (``dealt`` and the writers' ``vouched``: the lines placed by the plan, not read back
+for checks) and as a resume of a killed run does (no plan: by id), the first read of the merged records
 (the merge leaves them undecoded until scoring decodes them), the store's load of the merged file,
 then the resume of the finished run (load and plan, nothing pending); wall clock and CPU time
 (``time.process_time``) of each. Speed is measured here, never asserted in tests.
@@ -143,7 +144,7 @@ def ranks(args) -> None:
 
 
 def merge(args) -> None:
-    from mio_eval.distributed import balance, merge_shards
+    from mio_eval.distributed import ShardWriter, balance, merge_shards
     from mio_eval.metrics.base import MetricResult
     from mio_eval.models.dummy import DummyAdapter
     from mio_eval.recordlines import no_gc
@@ -193,14 +194,18 @@ def merge(args) -> None:
         lines = reference.splitlines(keepends=True)
         dealt = balance([len(line) for line in lines], 2)  # the lines are in generation order already
         order = [json.loads(line)["id"] for line in lines]
+        records = [json.loads(line) for line in lines]
         merges = {}
         for name, plan in (("merged", dealt), ("by_id", None)):
-            shards = work / name / "shards"
-            shards.mkdir(parents=True)
-            for rank, indices in enumerate(dealt):
-                (shards / f"rank-{rank}-bench.jsonl").write_bytes(b"".join(lines[i] for i in indices))
+            vouched = {}  # as the ranks report them (Group._report)
+            for rank, indices in enumerate(dealt):  # each rank's shard, written as its ShardWriter does
+                with ShardWriter(work / name, rank) as writer:
+                    writer.append([records[i] for i in indices])
+                voucher = writer.voucher([order[i] for i in indices])
+                vouched[voucher["name"]] = voucher["bytes"]
             with PredictionStore(work / name).open(fingerprint="f", run_info={}) as store:
-                merges[name] = timed(lambda: merge_shards(store, order, dealt=plan))
+                merges[name] = timed(lambda: merge_shards(store, order, dealt=plan,
+                                                          vouched=vouched if plan else None))
                 if name == "merged":  # decode every record, as scoring does (GC paused as in planning)
                     _, first_read, first_read_cpu = timed(lambda: read_all(store))
             merges[name] += ((work / name / "predictions.jsonl").read_bytes() == reference,)
@@ -214,7 +219,7 @@ def merge(args) -> None:
 
         print(f"merge: {args.samples} in-memory text samples, dummy adapter, batch {args.batch_size}, one process")
         print(f"  generation (stage=generate): {generate:.2f} s ({generate_cpu:.2f} s CPU; the rest is waiting for fsync)")
-        for name, what in (("merged", "rank 0's merge of 2 shards, placed by the plan (Group.lead)"),
+        for name, what in (("merged", "rank 0's merge of 2 vouched shards, placed by the plan (Group.lead)"),
                            ("by_id", "merge of a killed run's 2 shards by id (no plan: the runner, on resume)")):
             merged, wall, cpu, same = merges[name]
             print(f"  {what}, {merged} records: {share(wall, cpu)}; byte-identical to the one-process "

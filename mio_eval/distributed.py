@@ -241,9 +241,11 @@ class Group:
         self._report(self._work(task, adapter, samples, plan, settings, digests, run_dir), adapter,
                      bool(plan["ranks"][self.rank]))
 
-    def _report(self, batching, adapter, worked: bool) -> None:
+    def _report(self, work: tuple[Any, Any], adapter, worked: bool) -> None:
+        batching, shard = work  # the batch sizes, the shard's voucher (ShardWriter.voucher)
         provenance = dict(adapter.provenance()) if worked else None
-        self.store.set(self.ns + f"result/{self.rank}", json.dumps({"batching": batching, "provenance": provenance}))
+        self.store.set(self.ns + f"result/{self.rank}",
+                       json.dumps({"batching": batching, "provenance": provenance, "shard": shard}))
         self.store.add(self.ns + "done", 1)
 
     def lead(self, task, adapter, samples, store, *, settings, digests, refused) -> dict[str, Any] | None:
@@ -268,7 +270,9 @@ class Group:
         self._wait(lambda: self.store.add(self.ns + "done", 0) >= self.world, waiting_for=others,
                    what="finishing its shard")
         results = [json.loads(self.store.get(self.ns + f"result/{r}")) for r in range(self.world)]
-        merge_shards(store, [s.id for s in work.order], dealt=dealt)  # placed by the plan, no id looked up
+        # Placed by the plan, no id looked up; a shard its rank vouched for is not read back for checks.
+        vouched = {r["shard"]["name"]: r["shard"]["bytes"] for r in results if r.get("shard")}
+        merge_shards(store, [s.id for s in work.order], dealt=dealt, vouched=vouched)
         self._provenance = [r["provenance"] for r in results if r["provenance"] is not None]
         summaries = [r["batching"] for r in results if r["batching"] is not None]
         if not summaries:
@@ -279,14 +283,15 @@ class Group:
     def provenance(self, adapter) -> dict[str, Any]:
         return merge_provenance(self._provenance) if self._provenance else dict(adapter.provenance())
 
-    def _work(self, task, adapter, samples, plan, settings, digests, run_dir: Path) -> dict[str, Any] | None:
-        """Generate this rank's samples into its shard; a failure is published, then raised."""
+    def _work(self, task, adapter, samples, plan, settings, digests, run_dir: Path) -> tuple[Any, Any]:
+        """Generate this rank's samples into its shard; a failure is published, then raised.
+        Returns the batch-size summary and the shard's voucher (None, None with nothing to do)."""
         from mio_eval.adapter import ensure_loaded
         from mio_eval.runner import BatchSizer, Plan, run_batches
 
         mine = plan["ranks"][self.rank]
         if not mine:
-            return None
+            return None, None
         try:
             by_id = {s.id: s for s in samples}
             order = [by_id[i] for i in mine]
@@ -299,7 +304,7 @@ class Group:
                 run_batches(task, adapter, work, sink, settings, run_dir=run_dir, media_dir=run_dir / "media",
                             digests=digests, count_errors=lambda n: self.store.add(self.ns + "errors", n),
                             sizer=sizer, done=plan["done"])
-            return sizer.summary()
+            return sizer.summary(), sink.voucher(mine)
         except BaseException as exc:
             raise self.post_failure(exc) from exc
 

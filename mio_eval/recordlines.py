@@ -31,7 +31,7 @@ from typing import Any, Iterator, Sequence
 from mio_eval.errors import StoreError
 from mio_eval.fastjson import loads
 
-__all__ = ["whole_lines", "fast_ids", "fast_lines", "planned", "succeeded_digest", "decode_line",
+__all__ = ["whole_lines", "fast_ids", "fast_lines", "planned", "plain_record", "succeeded_digest", "decode_line",
            "read_jsonl_records", "load_records", "no_gc"]
 
 # One line of the fast form, its id captured (``decode_line``, line by line).
@@ -102,6 +102,15 @@ def planned(lines: Sequence[bytes], ids: Sequence[str]) -> bool:
     except UnicodeEncodeError:  # a lone surrogate: never written by json.dumps + encode
         return False
     return all(map(bytes.startswith, lines, prefixes)) and all(map(bytes.endswith, lines, repeat(b"}")))
+
+
+def plain_record(record: Any) -> bool:
+    """True when ``json.dumps(record, ensure_ascii=False)`` is a line in the fast form without an
+    ``attempt`` key (a shard writer's check, ``ShardWriter.voucher``): a dict whose first key is
+    a string ``id`` that JSON does not escape, with more keys, none of them ``attempt``."""
+    if not isinstance(record, dict) or len(record) < 2 or "attempt" in record or next(iter(record)) != "id":
+        return False
+    return type(record["id"]) is str and _ESCAPED.search(record["id"]) is None
 
 
 def succeeded_digest(line: bytes) -> tuple[str | None] | None:

@@ -24,7 +24,11 @@ class ShardWriter:
     """One rank's append-only shard file: whole JSON lines, fsynced per batch (as the store).
     Each line is ``json.dumps(record, ensure_ascii=False)``, the bytes a one-process run writes;
     the runner's records start with ``id`` (``predictions.record``), so a line starts with
-    ``{"id": "<id>", `` and the merge reads its id without decoding it (``mio_eval.recordlines``)."""
+    ``{"id": "<id>", `` and the merge reads its id without decoding it (``mio_eval.recordlines``).
+
+    The writer keeps what rank 0's merge would otherwise check by reading the file back: the ids
+    written, in order, whether every line was in the fast form without an ``attempt`` key, and the
+    bytes written (``voucher``)."""
 
     def __init__(self, run_dir: Path, rank: int) -> None:
         from mio_eval.storeio import open_append
@@ -35,6 +39,9 @@ class ShardWriter:
         directory.mkdir(parents=True, exist_ok=True)
         self.predictions_path = directory / f"rank-{rank}-{uuid.uuid4().hex[:12]}.jsonl"
         self._fh = open_append(self.predictions_path)
+        self._ids: list[Any] = []
+        self._plain = True  # every line in the fast form (``recordlines``), none with an ``attempt`` key
+        self._bytes = 0
 
     def append(self, records: Sequence[Mapping[str, Any]]) -> None:
         from mio_eval.storeio import write_whole_lines
@@ -43,8 +50,22 @@ class ShardWriter:
         try:
             write_whole_lines(self._fh.fileno(), payload)
         except OSError as exc:
+            self._plain = False
             raise StoreWriteError(f"cannot save predictions to {self.predictions_path}: {exc.strerror or exc}; "
                                   "the batches saved before are intact; rerun to resume") from None
+        from mio_eval.recordlines import plain_record
+
+        self._bytes += len(payload)
+        self._ids += [r.get("id") for r in records]
+        self._plain = self._plain and all(map(plain_record, records))
+
+    def voucher(self, ids: Sequence[str]) -> dict[str, Any] | None:
+        """``{"name", "bytes"}`` of this shard when it holds exactly ``ids``' records, in that
+        order, every line in the fast form without an ``attempt`` key (what ``merge_shards`` with
+        ``vouched`` then need not read back); None otherwise."""
+        if not self._plain or self._ids != list(ids):
+            return None
+        return {"name": self.predictions_path.name, "bytes": self._bytes}
 
     def close(self) -> None:
         self._fh.close()
@@ -80,7 +101,8 @@ def _same(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
     return {k: v for k, v in a.items() if k != "attempt"} == {k: v for k, v in b.items() if k != "attempt"}
 
 
-def merge_shards(store: Any, order: Sequence[str], *, dealt: Sequence[Sequence[int]] | None = None) -> int:
+def merge_shards(store: Any, order: Sequence[str], *, dealt: Sequence[Sequence[int]] | None = None,
+                 vouched: Mapping[str, int] | None = None) -> int:
     """Move every shard of ``store``'s run dir into ``predictions.jsonl``, ids in ``order`` first
     (others after, by id), then delete the shards. Idempotent: a record already merged (a merge
     cut short before the delete) or a second success of a sample is skipped, so a merge can be
@@ -98,7 +120,10 @@ def merge_shards(store: Any, order: Sequence[str], *, dealt: Sequence[Sequence[i
     that (one ``rank-<r>-*`` file per rank with samples, each holding its samples' lines in the
     fast form, in that order, none stored before), their lines are placed by the plan, no id
     read or looked up (``recordlines.planned``); anything else merges by id, as without ``dealt``.
-    Both give the same bytes."""
+    Both give the same bytes. ``vouched`` (the ranks' ``ShardWriter.voucher``s: file name -> bytes
+    written): a shard whose whole lines are exactly the bytes its writer vouched for is not read
+    back for those checks (only its line count is compared with the plan); its writer checked each
+    record as it wrote it, in parallel with the other ranks."""
     directory = store.run_dir / SHARDS
     if directory.is_symlink():
         raise StoreError(f"{directory} is a symbolic link; remove it")
@@ -109,7 +134,7 @@ def merge_shards(store: Any, order: Sequence[str], *, dealt: Sequence[Sequence[i
 
     with no_gc():
         shards = [_read(path) for path in files]
-        lines = None if dealt is None else _by_plan(files, shards, order, dealt)
+        lines = None if dealt is None else _by_plan(files, shards, order, dealt, vouched or {})
         if lines is not None and not (len(store) and not store.done_ids.isdisjoint(order)):
             store.append_lines(order, lines)
             appended = len(order)
@@ -132,7 +157,7 @@ def _read(path: Path) -> tuple[bytes, list[bytes]]:
 
 
 def _by_plan(files: Sequence[Path], shards: Sequence[tuple[bytes, list[bytes]]], order: Sequence[str],
-             dealt: Sequence[Sequence[int]]) -> list[bytes] | None:
+             dealt: Sequence[Sequence[int]], vouched: Mapping[str, int]) -> list[bytes] | None:
     """The shards' lines in ``order`` when they hold exactly what ``dealt`` gave each rank (see
     ``merge_shards``), else None."""
     from mio_eval.recordlines import planned
@@ -143,7 +168,9 @@ def _by_plan(files: Sequence[Path], shards: Sequence[tuple[bytes, list[bytes]]],
         return None
     if sorted(ranks) != [r for r, mine in enumerate(dealt) if mine] or sum(map(len, dealt)) != len(order):
         return None
-    for rank, (body, lines) in zip(ranks, shards):
+    for path, rank, (body, lines) in zip(files, ranks, shards):
+        if vouched.get(path.name) == len(body) and len(lines) == len(dealt[rank]):
+            continue  # the lines its writer vouched for (a torn or extra line changes the size)
         if _ATTEMPT in body or not planned(lines, list(map(order.__getitem__, dealt[rank]))):
             return None
     import numpy as np

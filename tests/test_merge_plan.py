@@ -33,11 +33,16 @@ def _plan(ids, world=3):
 def _write(run_dir, ids, dealt, edit=None):
     """The shards ``dealt`` makes (rank r writes its samples in its order); ``edit(rank, records)``
     may change a rank's records before they are written."""
+    vouched = {}
     for rank, mine in enumerate(dealt):
         if mine:
             records = [_record(ids[i], f"P-{ids[i]}", error="oom" if i == 2 else None) for i in mine]
             with ShardWriter(run_dir, rank) as writer:
                 writer.append(edit(rank, records) if edit else records)
+            voucher = writer.voucher([ids[i] for i in mine])
+            if voucher is not None:
+                vouched[voucher["name"]] = voucher["bytes"]
+    return vouched
 
 
 def _merge(tmp_path, name, ids, dealt, *, plan, edit=None, stored=(), monkeypatch=None):
@@ -302,3 +307,36 @@ def test_sample_digest_is_json_dumps_digest(tmp_path):
         assert sample_digest(sample) == reference(sample), (text, choices)
     with pytest.raises(UnicodeEncodeError):  # a lone surrogate fails as json.dumps's bytes do
         sample_digest(Sample(id="u", parts=(Text("\ud800"),), targets=("x",)))
+
+
+def test_vouched_shards_are_not_read_back_and_changed_ones_are(tmp_path, monkeypatch):
+    """A rank's ShardWriter vouches for what it wrote (the dealt ids, in order, fast form, no
+    attempt key, its size); rank 0 then skips the checks that read the shard back."""
+    ids = [i for i in IDS if "\t" not in i]
+    dealt = _plan(ids)
+    reference = _merge(tmp_path, "by_id", ids, dealt, plan=False, monkeypatch=monkeypatch)[0]
+    for edit in (None, _swap, _attempt, _old_order, _duplicate):
+        vouched = _write(tmp_path / "w" / str(edit and edit.__name__), ids, dealt, edit)
+        assert (len(vouched) == len(dealt)) == (edit is None)  # any of these: that rank does not vouch
+    escaped = ids + ['q"uote']
+    assert len(_write(tmp_path / "escaped", escaped, _plan(escaped))) == len(dealt) - 1
+
+    def merged(name, change=None):
+        run_dir = tmp_path / name
+        with PredictionStore(run_dir).open(fingerprint="f", run_info={}) as store:
+            vouched = _write(run_dir, ids, dealt)
+            if change:
+                change(next((run_dir / "shards").glob("rank-1-*")))
+            merge_shards(store, ids, dealt=dealt, vouched=vouched)
+        return (run_dir / "predictions.jsonl").read_bytes()
+
+    checked = []
+    real = mio_eval.recordlines.planned
+    monkeypatch.setattr(mio_eval.recordlines, "planned", lambda *a: checked.append(1) or real(*a))
+    assert merged("vouched") == reference and not checked  # nothing read back
+    # A line added after the writer vouched: the size differs, the shard is checked, merged by id.
+    extra = json.dumps(_record("zz", "Z")).encode() + b"\n"
+    assert merged("extra", lambda p: p.write_bytes(p.read_bytes() + extra)) == reference + extra
+    assert checked == [1]
+    # A torn line after the vouched ones is dropped: what was vouched for is still all there.
+    assert merged("torn", lambda p: p.write_bytes(p.read_bytes() + b'{"id": "zz", "pr')) == reference
