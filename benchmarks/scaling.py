@@ -12,9 +12,10 @@ the records' ``time_s``; start-up and model loading excluded).
 --standalone --nproc-per-node 2 -m mio_eval`` (``--launcher nproc``: as ``mio-eval ...
 runner.nproc=2``), wall clock of the whole command, start-up included, and generation seconds. ``merge`` generates N in-memory text samples with the dummy
 adapter in one process (``stage=generate``), deals its records to 2 shard files as 2 ranks would
-(``ShardWriter``, which vouches for what it wrote), and times ``merge_shards`` into a fresh run dir
-as rank 0 does (``dealt`` and the writers' ``vouched``: the lines placed by the plan, not read back
-for checks) and as a resume of a killed run does (no plan: by id), the first read of the merged records
+(``ShardWriter``, which vouches for what it wrote; rank 0's keeps its lines), and times
+``merge_shards`` into a fresh run dir as rank 0 does (``dealt``, the writers' ``vouched`` and rank
+0's ``held`` lines: placed by the plan, not read back for checks, rank 0's own shard not read) and
+as a resume of a killed run does (no plan: by id), the first read of the merged records
 (the merge leaves them undecoded until scoring decodes them), the store's load of the merged file,
 then the resume of the finished run (load and plan, nothing pending); wall clock and CPU time
 (``time.process_time``) of each. Speed is measured here, never asserted in tests.
@@ -197,15 +198,17 @@ def merge(args) -> None:
         records = [json.loads(line) for line in lines]
         merges = {}
         for name, plan in (("merged", dealt), ("by_id", None)):
-            vouched = {}  # as the ranks report them (Group._report)
+            vouched, held = {}, {}  # as the ranks report them (Group._report); rank 0 keeps its own lines
             for rank, indices in enumerate(dealt):  # each rank's shard, written as its ShardWriter does
-                with ShardWriter(work / name, rank) as writer:
+                with ShardWriter(work / name, rank, keep=rank == 0) as writer:
                     writer.append([records[i] for i in indices])
                 voucher = writer.voucher([order[i] for i in indices])
                 vouched[voucher["name"]] = voucher["bytes"]
+                if writer.lines is not None:
+                    held[voucher["name"]] = writer.lines
             with PredictionStore(work / name).open(fingerprint="f", run_info={}) as store:
-                merges[name] = timed(lambda: merge_shards(store, order, dealt=plan,
-                                                          vouched=vouched if plan else None))
+                merges[name] = timed(lambda: merge_shards(store, order, dealt=plan, vouched=vouched if plan else None,
+                                                          held=held if plan else None))
                 if name == "merged":  # decode every record, as scoring does (GC paused as in planning)
                     _, first_read, first_read_cpu = timed(lambda: read_all(store))
             merges[name] += ((work / name / "predictions.jsonl").read_bytes() == reference,)

@@ -105,6 +105,7 @@ class Group:
         self._failed_here = False
         self._stopped = threading.Event()
         self._provenance: list[Mapping[str, Any]] = []
+        self._held: dict[str, list[bytes]] = {}  # rank 0's own shard lines (ShardWriter.lines)
         self._watchdog = threading.Thread(target=self._watch, name="mio-eval-watchdog", daemon=True)
 
     @classmethod
@@ -272,7 +273,8 @@ class Group:
         results = [json.loads(self.store.get(self.ns + f"result/{r}")) for r in range(self.world)]
         # Placed by the plan, no id looked up; a shard its rank vouched for is not read back for checks.
         vouched = {r["shard"]["name"]: r["shard"]["bytes"] for r in results if r.get("shard")}
-        merge_shards(store, [s.id for s in work.order], dealt=dealt, vouched=vouched)
+        merge_shards(store, [s.id for s in work.order], dealt=dealt, vouched=vouched, held=self._held)
+        self._held = {}
         self._provenance = [r["provenance"] for r in results if r["provenance"] is not None]
         summaries = [r["batching"] for r in results if r["batching"] is not None]
         if not summaries:
@@ -290,6 +292,7 @@ class Group:
         from mio_eval.runner import BatchSizer, Plan, run_batches
 
         mine = plan["ranks"][self.rank]
+        self._held = {}
         if not mine:
             return None, None
         try:
@@ -300,10 +303,11 @@ class Group:
             work = Plan(order=order, requests=requests, changed=set(plan["changed"]) & set(mine), errors=0,
                         total=plan["total"], budget=plan["budget"])
             sizer = BatchSizer(settings)
-            with ShardWriter(run_dir, self.rank) as sink:
+            with ShardWriter(run_dir, self.rank, keep=self.is_main) as sink:  # rank 0 merges its own from memory
                 run_batches(task, adapter, work, sink, settings, run_dir=run_dir, media_dir=run_dir / "media",
                             digests=digests, count_errors=lambda n: self.store.add(self.ns + "errors", n),
                             sizer=sizer, done=plan["done"])
+            self._held = {sink.predictions_path.name: sink.lines} if self.is_main else {}
             return sizer.summary(), sink.voucher(mine)
         except BaseException as exc:
             raise self.post_failure(exc) from exc

@@ -28,9 +28,10 @@ class ShardWriter:
 
     The writer keeps what rank 0's merge would otherwise check by reading the file back: the ids
     written, in order, whether every line was in the fast form without an ``attempt`` key, and the
-    bytes written (``voucher``)."""
+    bytes written (``voucher``). ``keep``: also keep the lines written (``lines``; rank 0's own
+    shard, which its merge then need not read back)."""
 
-    def __init__(self, run_dir: Path, rank: int) -> None:
+    def __init__(self, run_dir: Path, rank: int, *, keep: bool = False) -> None:
         from mio_eval.storeio import open_append
 
         directory = run_dir / SHARDS
@@ -42,11 +43,13 @@ class ShardWriter:
         self._ids: list[Any] = []
         self._plain = True  # every line in the fast form (``recordlines``), none with an ``attempt`` key
         self._bytes = 0
+        self.lines: list[bytes] | None = [] if keep else None
 
     def append(self, records: Sequence[Mapping[str, Any]]) -> None:
         from mio_eval.storeio import write_whole_lines
 
-        payload = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode("utf-8")
+        lines = [json.dumps(r, ensure_ascii=False).encode("utf-8") for r in records]
+        payload = b"\n".join(lines) + b"\n" if lines else b""
         try:
             write_whole_lines(self._fh.fileno(), payload)
         except OSError as exc:
@@ -56,6 +59,8 @@ class ShardWriter:
         from mio_eval.recordlines import plain_record
 
         self._bytes += len(payload)
+        if self.lines is not None:
+            self.lines += lines
         self._ids += [r.get("id") for r in records]
         self._plain = self._plain and all(map(plain_record, records))
 
@@ -102,7 +107,7 @@ def _same(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
 
 
 def merge_shards(store: Any, order: Sequence[str], *, dealt: Sequence[Sequence[int]] | None = None,
-                 vouched: Mapping[str, int] | None = None) -> int:
+                 vouched: Mapping[str, int] | None = None, held: Mapping[str, list[bytes]] | None = None) -> int:
     """Move every shard of ``store``'s run dir into ``predictions.jsonl``, ids in ``order`` first
     (others after, by id), then delete the shards. Idempotent: a record already merged (a merge
     cut short before the delete) or a second success of a sample is skipped, so a merge can be
@@ -123,7 +128,9 @@ def merge_shards(store: Any, order: Sequence[str], *, dealt: Sequence[Sequence[i
     Both give the same bytes. ``vouched`` (the ranks' ``ShardWriter.voucher``s: file name -> bytes
     written): a shard whose whole lines are exactly the bytes its writer vouched for is not read
     back for those checks (only its line count is compared with the plan); its writer checked each
-    record as it wrote it, in parallel with the other ranks."""
+    record as it wrote it, in parallel with the other ranks. ``held`` (file name -> the lines its
+    writer in this process kept, ``ShardWriter.lines``): a vouched shard whose file is exactly as
+    long as vouched is not read at all, its lines taken from there."""
     directory = store.run_dir / SHARDS
     if directory.is_symlink():
         raise StoreError(f"{directory} is a symbolic link; remove it")
@@ -133,13 +140,14 @@ def merge_shards(store: Any, order: Sequence[str], *, dealt: Sequence[Sequence[i
     from mio_eval.store import no_gc
 
     with no_gc():
-        shards = [_read(path) for path in files]
+        shards = [_read(path, (held or {}).get(path.name), (vouched or {}).get(path.name)) for path in files]
         lines = None if dealt is None else _by_plan(files, shards, order, dealt, vouched or {})
         if lines is not None and not (len(store) and not store.done_ids.isdisjoint(order)):
             store.append_lines(order, lines)
             appended = len(order)
-        else:
-            appended = _merge(store, shards, order)
+        else:  # (a shard taken from ``held`` is read after all)
+            appended = _merge(store, [_read(p) if body is None else (body, part)
+                                      for p, (body, part) in zip(files, shards)], order)
     for path in files:
         path.unlink()
     with contextlib.suppress(OSError):
@@ -147,16 +155,20 @@ def merge_shards(store: Any, order: Sequence[str], *, dealt: Sequence[Sequence[i
     return appended
 
 
-def _read(path: Path) -> tuple[bytes, list[bytes]]:
-    """A shard's whole lines (``recordlines.whole_lines``: a killed rank's torn last line is dropped)."""
+def _read(path: Path, held: list[bytes] | None = None, size: int | None = None) -> tuple[bytes | None, list[bytes]]:
+    """``(body, lines)``: a shard's whole lines (``recordlines.whole_lines``: a killed rank's torn
+    last line is dropped), or ``(None, held)`` when the file is ``size`` bytes long (all that its
+    writer in this process wrote and kept: ``merge_shards``'s ``held``)."""
     from mio_eval.recordlines import whole_lines
     from mio_eval.storeio import open_nofollow
 
     with os.fdopen(open_nofollow(path, os.O_RDONLY), "rb") as fh:
+        if held is not None and size is not None and os.fstat(fh.fileno()).st_size == size:
+            return None, held
         return whole_lines(fh.read())
 
 
-def _by_plan(files: Sequence[Path], shards: Sequence[tuple[bytes, list[bytes]]], order: Sequence[str],
+def _by_plan(files: Sequence[Path], shards: Sequence[tuple[bytes | None, list[bytes]]], order: Sequence[str],
              dealt: Sequence[Sequence[int]], vouched: Mapping[str, int]) -> list[bytes] | None:
     """The shards' lines in ``order`` when they hold exactly what ``dealt`` gave each rank (see
     ``merge_shards``), else None."""
@@ -169,9 +181,9 @@ def _by_plan(files: Sequence[Path], shards: Sequence[tuple[bytes, list[bytes]]],
     if sorted(ranks) != [r for r, mine in enumerate(dealt) if mine] or sum(map(len, dealt)) != len(order):
         return None
     for path, rank, (body, lines) in zip(files, ranks, shards):
-        if vouched.get(path.name) == len(body) and len(lines) == len(dealt[rank]):
+        if (body is None or vouched.get(path.name) == len(body)) and len(lines) == len(dealt[rank]):
             continue  # the lines its writer vouched for (a torn or extra line changes the size)
-        if _ATTEMPT in body or not planned(lines, list(map(order.__getitem__, dealt[rank]))):
+        if body is None or _ATTEMPT in body or not planned(lines, list(map(order.__getitem__, dealt[rank]))):
             return None
     import numpy as np
 

@@ -340,3 +340,30 @@ def test_vouched_shards_are_not_read_back_and_changed_ones_are(tmp_path, monkeyp
     assert checked == [1]
     # A torn line after the vouched ones is dropped: what was vouched for is still all there.
     assert merged("torn", lambda p: p.write_bytes(p.read_bytes() + b'{"id": "zz", "pr')) == reference
+
+
+def test_rank_zero_merges_its_own_shard_from_the_lines_it_kept(tmp_path, monkeypatch):
+    ids = [i for i in IDS if "\t" not in i]
+    dealt = _plan(ids)
+    reference = _merge(tmp_path, "by_id", ids, dealt, plan=False, monkeypatch=monkeypatch)[0]
+
+    def merged(name, change):
+        run_dir = tmp_path / name
+        with PredictionStore(run_dir).open(fingerprint="f", run_info={}) as store:
+            vouched = _write(run_dir, ids, dealt)
+            shard = next((run_dir / "shards").glob("rank-0-*"))
+            held = {shard.name: shard.read_bytes().split(b"\n")[:-1]}  # what rank 0's ShardWriter(keep=True) keeps
+            change(shard)
+            merge_shards(store, ids, dealt=dealt, vouched=vouched, held=held)
+        return (run_dir / "predictions.jsonl").read_bytes()
+
+    # As long as vouched: not read (the same bytes overwritten with garbage do not reach the merge).
+    assert merged("held", lambda p: p.write_bytes(b"x" * p.stat().st_size)) == reference
+    # Longer (a line added after): read from the file, checked, merged by id.
+    extra = json.dumps(_record("zz", "Z")).encode() + b"\n"
+    assert merged("grown", lambda p: p.write_bytes(p.read_bytes() + extra)) == reference + extra
+    with ShardWriter(tmp_path / "keep", 0, keep=True) as writer:
+        writer.append([_record("a", "A"), _record("b", "B")])
+    assert writer.lines == writer.predictions_path.read_bytes().split(b"\n")[:-1]
+    with ShardWriter(tmp_path / "keep", 1) as other:
+        assert other.lines is None
