@@ -207,8 +207,8 @@ def merge(args) -> None:
                 if writer.lines is not None:
                     held[voucher["name"]] = writer.lines
             with PredictionStore(work / name).open(fingerprint="f", run_info={}) as store:
-                merges[name] = timed(lambda: merge_shards(store, order, dealt=plan, vouched=vouched if plan else None,
-                                                          held=held if plan else None))
+                merges[name] = timed(lambda store=store, plan=plan, vouched=vouched, held=held: merge_shards(
+                    store, order, dealt=plan, vouched=vouched if plan else None, held=held if plan else None))
                 if name == "merged":  # decode every record, as scoring does (GC paused as in planning)
                     _, first_read, first_read_cpu = timed(lambda: read_all(store))
             merges[name] += ((work / name / "predictions.jsonl").read_bytes() == reference,)

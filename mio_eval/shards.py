@@ -121,7 +121,8 @@ def merge_shards(store: Any, order: Sequence[str], *, dealt: Sequence[Sequence[i
     writer's, or one with an ``attempt`` key).
 
     ``dealt`` (rank 0 of a data-parallel run, ``distributed.balance``): rank r's samples as
-    indices into ``order``, in the order that rank generated them. When the shards are exactly
+    indices into ``order`` (whose ids are then distinct, as the runner's samples are), in the
+    order that rank generated them. When the shards are exactly
     that (one ``rank-<r>-*`` file per rank with samples, each holding its samples' lines in the
     fast form, in that order, none stored before), their lines are placed by the plan, no id
     read or looked up (``recordlines.planned``); anything else merges by id, as without ``dealt``.
@@ -143,7 +144,7 @@ def merge_shards(store: Any, order: Sequence[str], *, dealt: Sequence[Sequence[i
         shards = [_read(path, (held or {}).get(path.name), (vouched or {}).get(path.name)) for path in files]
         lines = None if dealt is None else _by_plan(files, shards, order, dealt, vouched or {})
         if lines is not None and not (len(store) and not store.done_ids.isdisjoint(order)):
-            store.append_lines(order, lines)
+            store.append_merged(order, lines)  # (order's ids are distinct: the runner refuses duplicates)
             appended = len(order)
         else:  # (a shard taken from ``held`` is read after all)
             appended = _merge(store, [_read(p) if body is None else (body, part)

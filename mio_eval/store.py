@@ -28,13 +28,12 @@ of the run directory.
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import json
 import os
 import shutil
 from pathlib import Path
-from typing import Any, Iterable, Iterator, KeysView, Mapping, Sequence
+from typing import Any, Iterable, KeysView, Mapping, Sequence
 
 from mio_eval.atomic import atomic_path, atomic_write_json, atomic_write_text
 from mio_eval.errors import StoreError, StoreWriteError
@@ -84,7 +83,8 @@ class PredictionStore:
         self.predictions_path = self.run_dir / "predictions.jsonl"
         self.run_info_path = self.run_dir / "run.json"
         self.media_dir = self.run_dir / "media"
-        self._records: dict[str, dict[str, Any]] = {}
+        self._pending: list[tuple[Sequence[str], Sequence[bytes]]] = []  # merged blocks not yet indexed
+        self._records: dict[str, Any] = {}
         self._attempts: dict[str, int] = {}
         self._lock_fh = None
         self._fh = None
@@ -157,6 +157,24 @@ class PredictionStore:
 
     # -- records -------------------------------------------------------------------------
     @property
+    def _records(self) -> dict[str, Any]:
+        """Sample id -> its latest record, or its line kept undecoded (bytes); the blocks of lines
+        ``append_merged`` wrote are indexed here when first needed."""
+        if self._pending:
+            pending, self._pending = self._pending, []
+            for ids, lines in pending:
+                before = len(self._table)
+                self._table.update(zip(ids, lines))
+                if len(self._table) != before + len(ids):
+                    raise StoreError(f"{self.predictions_path}: a merge wrote a sample twice (ids not distinct "
+                                     f"or already stored); `mio-eval repair {self.run_dir}` keeps its first record")
+        return self._table
+
+    @_records.setter
+    def _records(self, value: dict[str, Any]) -> None:
+        self._table, self._pending = value, []
+
+    @property
     def done_ids(self) -> KeysView[str]:
         """Ids of finished samples (a live, set-like view: O(1) membership)."""
         return self._records.keys()
@@ -190,7 +208,7 @@ class PredictionStore:
         return [i for i in self._records if self.get(i).get("error")]
 
     def __len__(self) -> int:
-        return len(self._records)
+        return len(self._table) + sum(len(ids) for ids, _ in self._pending)
 
     def append(self, records: Iterable[Mapping[str, Any]], *, encoded: Sequence[bytes] | None = None) -> None:
         """Append one batch of records as whole lines, then flush and fsync.
@@ -241,6 +259,22 @@ class PredictionStore:
         for sample_id, line, record in zip(ids, lines, records):
             self._attempts[sample_id] = self.attempts(sample_id) + 1
             self._records[sample_id] = line if record is None else record
+
+    def append_merged(self, ids: Sequence[str], lines: Sequence[bytes]) -> None:
+        """``append_lines`` for a block the caller vouches for: ``ids`` distinct and none stored
+        (rank 0's planned merge: the runner refuses duplicate sample ids, and the plan holds no
+        stored sample), each line a record of its sample. Written as is with one fsync; the block's
+        id index is built when first needed (``_records``; a violated promise is a StoreError there)."""
+        if self._fh is None:
+            raise RuntimeError("store is not open")
+        try:
+            write_lines(self._fh.fileno(), lines)
+        except OSError as exc:
+            raise StoreWriteError(
+                f"cannot save predictions to {self.predictions_path}: {exc.strerror or exc}; "
+                f"the {len(self)} samples saved before are intact; fix the cause and rerun to resume") from None
+        if ids:
+            self._pending.append((ids, lines))
 
     def write_artifacts(self, artifacts: Mapping[str, Any]) -> list[str]:
         """Write a task's artifacts (``ScoreReport.artifacts``) into the run directory; their names.
@@ -325,45 +359,7 @@ class PredictionStore:
 
 
 def repair(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
-    """``mio-eval repair RUN_DIR``: rewrite ``predictions.jsonl`` keeping every valid line.
+    """``mio-eval repair RUN_DIR`` (``mio_eval.repair.repair``)."""
+    from mio_eval.repair import repair as run_repair
 
-    Drops lines that are not a JSON record with an ``id`` and any record of a sample after its
-    first successful one (a duplicate); keeps failed attempts before it. The original file is
-    kept beside it as ``predictions.jsonl.bak-<n>``. Takes the run's lock, so it never races a
-    running evaluation. Returns counts: kept, dropped_corrupt, dropped_duplicates.
-    """
-    store = PredictionStore(run_dir)
-    path = store.predictions_path
-    if path.is_symlink():
-        raise StoreError(f"{path} is a symbolic link; refusing to repair through it")
-    if not path.is_file():
-        raise StoreError(f"no predictions.jsonl in {store.run_dir}")
-    store._lock()
-    try:
-        data = path.read_bytes()
-        records, bad = read_jsonl_records(data, path)
-        kept_lines: list[bytes] = []
-        succeeded: set[str] = set()
-        duplicates = 0
-        for _lineno, record in records:
-            if record["id"] in succeeded and not record.get("supersedes"):
-                duplicates += 1
-                continue
-            if not record.get("error"):
-                succeeded.add(record["id"])
-            kept_lines.append(json.dumps(record, ensure_ascii=False).encode("utf-8") + b"\n")
-        n = 1
-        while (backup := path.with_name(f"{path.name}.bak-{n}")).exists():
-            n += 1
-        fd = _open_nofollow(backup, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            os.fsync(fh.fileno())
-        from mio_eval.atomic import atomic_path
-
-        with atomic_path(path) as tmp:
-            tmp.write_bytes(b"".join(kept_lines))
-        return {"kept": len(kept_lines), "dropped_corrupt": len(bad), "dropped_duplicates": duplicates,
-                "backup": str(backup)}
-    finally:
-        store.close()
+    return run_repair(run_dir)

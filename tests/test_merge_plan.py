@@ -139,8 +139,8 @@ def test_escaped_ids_and_a_stored_retry_merge_by_id(tmp_path, monkeypatch):
     assert not _both(tmp_path / "escaped", monkeypatch, ids, dealt)[3]
     ids = [i for i in IDS if "\t" not in i]
     dealt = _plan(ids)  # s2 failed in an earlier run and is generated again (a retry)
-    data, records, attempts, placed = _both(tmp_path / "retry", monkeypatch, ids, dealt,
-                                            stored=[_record("s2", "old", error="boom")])
+    _, records, attempts, placed = _both(tmp_path / "retry", monkeypatch, ids, dealt,
+                                         stored=[_record("s2", "old", error="boom")])
     assert not placed and attempts["s2"] == 2 and records["s2"]["attempt"] == 2
 
 
@@ -367,3 +367,20 @@ def test_rank_zero_merges_its_own_shard_from_the_lines_it_kept(tmp_path, monkeyp
     assert writer.lines == writer.predictions_path.read_bytes().split(b"\n")[:-1]
     with ShardWriter(tmp_path / "keep", 1) as other:
         assert other.lines is None
+
+
+def test_merged_block_is_indexed_when_first_needed(tmp_path):
+    run_dir = tmp_path / "run"
+    lines = [json.dumps(_record(i, i)).encode() for i in ("a", "b")]
+    with PredictionStore(run_dir).open(fingerprint="f", run_info={}) as store:
+        store.append([_record("x", "X", error="boom")])
+        store.append_merged(["a", "b"], lines)
+        assert store._pending and len(store) == 3  # counted without indexing
+        assert store.get("b")["prediction"] == "b" and not store._pending
+        assert set(store.done_ids) == {"x", "a", "b"} and store.attempts("a") == 1 and store.failed_ids == ["x"]
+        with pytest.raises(StoreError, match="'a' is already stored"):
+            store.append([_record("a", "again")])
+        store.append_merged(["c", "c"], lines)  # a broken promise (an id twice) is found at the index
+        with pytest.raises(StoreError, match="a merge wrote a sample twice"):
+            store.get("c")
+    assert (run_dir / "predictions.jsonl").read_bytes().count(b"\n") == 5
