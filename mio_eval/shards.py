@@ -122,14 +122,15 @@ def merge_shards(store: Any, order: Sequence[str], *, dealt: Sequence[Sequence[i
 
     ``dealt`` (rank 0 of a data-parallel run, ``distributed.balance``): rank r's samples as
     indices into ``order`` (whose ids are then distinct, as the runner's samples are), in the
-    order that rank generated them. When the shards are exactly
-    that (one ``rank-<r>-*`` file per rank with samples, each holding its samples' lines in the
-    fast form, in that order, none stored before), their lines are placed by the plan, no id
-    read or looked up (``recordlines.planned``); anything else merges by id, as without ``dealt``.
-    Both give the same bytes. ``vouched`` (the ranks' ``ShardWriter.voucher``s: file name -> bytes
-    written): a shard whose whole lines are exactly the bytes its writer vouched for is not read
-    back for those checks (only its line count is compared with the plan); its writer checked each
-    record as it wrote it, in parallel with the other ranks. ``held`` (file name -> the lines its
+    order that rank generated them. When the shards are exactly that (one ``rank-<r>-*`` file
+    per rank with samples, each holding its samples' lines in the fast form, in that order, none
+    stored before), their lines are placed by the plan, no id read or looked up
+    (``recordlines.planned``); anything else merges by id, as without ``dealt``. Both give the
+    same bytes. ``vouched`` (the ranks' ``ShardWriter.voucher``s for the ids ``dealt`` gave them:
+    file name -> bytes written): a shard whose whole lines are exactly the bytes its writer
+    vouched for is not read back for those checks (only its line count is compared with the
+    plan); its writer checked each record as it wrote it, in parallel with the other ranks.
+    ``held`` (file name -> the lines its
     writer in this process kept, ``ShardWriter.lines``): a vouched shard whose file is exactly as
     long as vouched is not read at all, its lines taken from there."""
     directory = store.run_dir / SHARDS

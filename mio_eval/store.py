@@ -274,7 +274,7 @@ class PredictionStore:
                 f"cannot save predictions to {self.predictions_path}: {exc.strerror or exc}; "
                 f"the {len(self)} samples saved before are intact; fix the cause and rerun to resume") from None
         if ids:
-            self._pending.append((ids, lines))
+            self._pending.append((list(ids), lines))
 
     def write_artifacts(self, artifacts: Mapping[str, Any]) -> list[str]:
         """Write a task's artifacts (``ScoreReport.artifacts``) into the run directory; their names.
