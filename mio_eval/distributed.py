@@ -15,7 +15,9 @@ process, ``launch`` below). Every rank runs the same command; with ``WORLD_SIZE`
   with any number of ranks, losing and duplicating nothing (``merge_shards``).
 * rank 0 waits for every rank, merges the shards into ``predictions.jsonl`` in the order a single
   process writes them (longest first, ties in dataset order), deletes them, and scores once: the
-  merged predictions, ``scores.jsonl`` and ``metrics.json`` equal a one-process run's.
+  merged predictions, ``scores.jsonl`` and ``metrics.json`` equal a one-process run's. The lines
+  are placed by the plan rank 0 dealt, each rank vouching for its shard (``ShardWriter.voucher``)
+  and rank 0 using its own shard's lines from memory (``merge_shards``'s ``dealt``/``vouched``/``held``).
 
 Fail fast, never hang: a watchdog thread per rank beats a heartbeat counter in the store and
 watches the others'. A rank that raises posts its error (one line: rank and reason) and exits
