@@ -1,6 +1,7 @@
 """Scaling out on CPU: each ratio measured side by side in one run.
 
     python benchmarks/scaling.py batching [--samples 64] [--repeats 2]   mio_tiny, batch 8 vs batch 1, same outputs
+    python benchmarks/scaling.py prefetch [--samples 64] [--repeats 3]   runner.prefetch on vs off, batch 1 and 8
     python benchmarks/scaling.py ranks [--samples 1000] [--model mio_tiny|dummy] [--launcher torchrun|nproc]   2 ranks vs 1 process
     python benchmarks/scaling.py merge [--samples 200000]    shard merge and resume vs generation (dummy)
 
@@ -24,6 +25,8 @@ then the resume of the finished run (load and plan, nothing pending); wall clock
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import os
 import platform
@@ -235,12 +238,60 @@ def merge(args) -> None:
         shutil.rmtree(work, ignore_errors=True)
 
 
+def prefetch(args) -> None:
+    """``runner.prefetch`` on vs off, batch 1 and 8, alternating in one process (model calls: the
+    sum of ``time_s``, which counts the wait for prefetched items; and this process's CPU)."""
+    import torch
+
+    from mio_eval import run
+
+    torch.set_num_threads(1)
+    work = Path(tempfile.mkdtemp(prefix="scaling-"))
+    try:
+        data = _split(work / "data", args.samples)
+        subprocess.run([sys.executable, "-m", "mio_eval.models.mio_tiny", str(work / "tiny")], check=True,
+                       capture_output=True, timeout=600)
+        seconds: dict[tuple[int, str], list[float]] = {}
+        cpu: dict[tuple[int, str], list[float]] = {}
+        views = {}
+        for _ in range(args.repeats):
+            for batch in (1, 8):
+                for flag in ("true", "false"):
+                    results = work / f"b{batch}-{flag}"
+                    shutil.rmtree(results, ignore_errors=True)
+                    start = time.process_time()
+                    with contextlib.redirect_stdout(io.StringIO()):  # the run's tables
+                        run(TASK, "mio_tiny", [f"model.path={work / 'tiny'}", f"paths.data_dir={data}",
+                                               "runner.progress=false", f"task.generation.max_new_tokens={args.new_tokens}",
+                                               f"runner.batch_size={batch}", f"runner.prefetch={flag}",
+                                               f"paths.results_dir={results}"])
+                    cpu.setdefault((batch, flag), []).append(time.process_time() - start)
+                    run_dir = results / "mio_tiny" / TASK
+                    views[(batch, flag)] = _run_dir_view(run_dir)[0]
+                    seconds.setdefault((batch, flag), []).append(sum(
+                        float(json.loads(x)["time_s"]) for x in (run_dir / "predictions.jsonl").read_text().splitlines()))
+        same = len({json.dumps(v, sort_keys=True) for v in views.values()}) == 1
+        print(f"prefetch: mio_tiny on CPU (1 intra-op thread), {args.samples} samples, {args.new_tokens} new tokens, "
+              f"{args.repeats} alternating runs in one process; seconds in model calls, CPU seconds of the run")
+        for key in sorted(seconds):
+            print(f"  batch {key[0]}, prefetch {key[1]:5}: " + ", ".join(f"{x:.2f}" for x in seconds[key])
+                  + f" s (median {statistics.median(seconds[key]):.2f}); CPU "
+                  + ", ".join(f"{x:.2f}" for x in cpu[key]) + " s")
+        print(f"  identical predictions in all four settings: {same}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="what", required=True)
     p = sub.add_parser("batching")
     p.add_argument("--samples", type=int, default=64)
     p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--new-tokens", type=int, default=16)
+    p = sub.add_parser("prefetch")
+    p.add_argument("--samples", type=int, default=64)
+    p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--new-tokens", type=int, default=16)
     p = sub.add_parser("ranks")
     p.add_argument("--samples", type=int, default=1000)
@@ -253,7 +304,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, load average "
           f"{os.getloadavg()[0]:.1f} (other engineers share this machine), Python {platform.python_version()}")
-    {"batching": batching, "ranks": ranks, "merge": merge}[args.what](args)
+    {"batching": batching, "prefetch": prefetch, "ranks": ranks, "merge": merge}[args.what](args)
     print(f"load average at the end: {os.getloadavg()[0]:.1f}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
 
 

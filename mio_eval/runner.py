@@ -74,7 +74,7 @@ class RunnerSettings:
     distributed: str = "auto"
     nproc: int = 1
     rank_timeout_s: float = 120.0
-    prefetch: bool = True
+    prefetch: bool = False
 
     def __post_init__(self) -> None:
         kinds = {"batch_size": (int, str), "max_batch_size": int, "distributed": str, "nproc": int,
