@@ -2,7 +2,7 @@
 
     python benchmarks/scaling.py batching [--samples 64] [--repeats 2]   mio_tiny, batch 8 vs batch 1, same outputs
     python benchmarks/scaling.py prefetch [--samples 64] [--repeats 3]   runner.prefetch on vs off, batch 1 and 8
-    python benchmarks/scaling.py ranks [--samples 1000] [--model mio_tiny|dummy] [--launcher torchrun|nproc]   2 ranks vs 1 process
+    python benchmarks/scaling.py ranks [--samples 1000] [--repeats 1] [--model mio_tiny|dummy] [--launcher torchrun|nproc]   2 ranks vs 1 process
     python benchmarks/scaling.py merge [--samples 200000]    shard merge and resume vs generation (dummy)
 
 ``batching`` builds the tiny random MIO checkpoint (``python -m mio_eval.models.mio_tiny``) and
@@ -126,23 +126,28 @@ def ranks(args) -> None:
             model = ["model=dummy", f"model.delay_s={args.delay}"]
             what = f"dummy adapter sleeping {args.delay} s per batch (not CPU-bound)"
         common = [f"task={TASK}", *model, f"paths.data_dir={data}", "runner.progress=false", "runner.batch_size=2"]
-        cpu: list[float] = []
-        one = _mio(work, [*common, f"paths.results_dir={work / 'one'}"], cpu=cpu)
-        if args.launcher == "torchrun":
-            two = _mio(work, [*common, f"paths.results_dir={work / 'two'}"],
-                       ["-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2"], cpu=cpu)
-        else:  # mio-eval's own flag: torch.distributed.run's elastic API in the mio-eval process
-            two = _mio(work, [*common, f"paths.results_dir={work / 'two'}", "runner.nproc=2"], cpu=cpu)
+        launcher = ["-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2"] if args.launcher == "torchrun" else None
+        extra = [] if args.launcher == "torchrun" else ["runner.nproc=2"]  # mio-eval's flag: the elastic API in process
         name = model[0].split("=")[1]
-        (p1, m1), (p2, m2) = (_run_dir_view(work / d / name / TASK) for d in ("one", "two"))
-        same = m1["metrics"] == m2["metrics"] and p1 == p2
-        g1, g2 = m1["times"]["generate_s"], m2["times"]["generate_s"]
         print(f"ranks ({args.launcher}): {what}, {args.samples} samples, batch 2; generate = rank 0's generate stage "
-              "(model load, its shard, waiting for the other rank, the merge)")
-        print(f"  1 process: {one:.2f} s wall, {g1:.2f} s generating; {cpu[0]:.1f} CPU s = {cpu[0] / one:.2f} cores on average")
-        print(f"  2 ranks:   {two:.2f} s wall, {g2:.2f} s generating; {cpu[1]:.1f} CPU s (agent + 2 ranks) = "
-              f"{cpu[1] / two:.2f} cores on average")
-        print(f"  speed-up: {one / two:.2f}x wall, {g1 / g2:.2f}x generation; identical predictions and metrics: {same}")
+              f"(model load, its shard, waiting for the other rank, the merge); {args.repeats} alternating run(s)")
+        walls: list[float] = []
+        for k in range(args.repeats):  # alternating: both see the same machine (its speed drifts)
+            cpu: list[float] = []
+            for d in ("one", "two"):
+                shutil.rmtree(work / d, ignore_errors=True)
+            one = _mio(work, [*common, f"paths.results_dir={work / 'one'}"], cpu=cpu)
+            two = _mio(work, [*common, f"paths.results_dir={work / 'two'}", *extra], launcher, cpu=cpu)
+            (p1, m1), (p2, m2) = (_run_dir_view(work / d / name / TASK) for d in ("one", "two"))
+            same = m1["metrics"] == m2["metrics"] and p1 == p2
+            g1, g2 = m1["times"]["generate_s"], m2["times"]["generate_s"]
+            walls.append(one / two)
+            print(f"  run {k + 1}: 1 process {one:.2f} s wall, {g1:.2f} s generating, {cpu[0]:.1f} CPU s "
+                  f"({cpu[0] / one:.2f} cores); 2 ranks {two:.2f} s wall, {g2:.2f} s generating, {cpu[1]:.1f} CPU s "
+                  f"(agent + 2 ranks, {cpu[1] / two:.2f} cores)")
+            print(f"    speed-up: {one / two:.2f}x wall, {g1 / g2:.2f}x generation; identical predictions and "
+                  f"metrics: {same}")
+        print(f"  median speed-up: {statistics.median(walls):.2f}x wall")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -297,6 +302,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--samples", type=int, default=1000)
     p.add_argument("--delay", type=float, default=0.5)
     p.add_argument("--launcher", choices=("torchrun", "nproc"), default="torchrun")
+    p.add_argument("--repeats", type=int, default=1)
     p.add_argument("--model", choices=("mio_tiny", "dummy"), default="mio_tiny")
     p = sub.add_parser("merge")
     p.add_argument("--samples", type=int, default=200_000)
