@@ -57,7 +57,7 @@ def test_wheel_contents(wheel):
     for yaml in ROOT.joinpath("configs").rglob("*.yaml"):
         assert f"mio_eval/configs/{yaml.relative_to(ROOT / 'configs').as_posix()}" in names
     entry_points = zipfile.ZipFile(wheel).read("mio_eval-0.1.0.dist-info/entry_points.txt").decode()
-    assert "mio-eval = mio_eval.cli:main" in entry_points
+    assert "mio-eval = mio_eval.cli:entry" in entry_points
 
 
 @pytest.mark.slow

@@ -50,6 +50,7 @@ from mio_eval.types import Audio, Image, Modality, Output, Request
 
 __all__ = ["MIOAdapter"]
 
+
 @dataclass(frozen=True)
 class _Job:
     index: int
