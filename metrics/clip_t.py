@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Sequence
 
-from mio_eval.errors import check_target
+from mio_eval.errors import check_target, named
 
 __all__ = ["CLIP_T_VARIANTS", "ClipTRule", "ClipTUnclamped", "ClipTClamped", "clip_t_rule", "check_clip_t_rule"]
 
@@ -60,11 +60,7 @@ CLIP_T_VARIANTS = tuple(_CLIP_T_RULES)
 
 def clip_t_rule(variant: str | ClipTRule) -> ClipTRule:
     """The rule a recorded variant name stands for (a rule is returned as is); ValueError otherwise."""
-    if isinstance(variant, ClipTRule):
-        return variant
-    if variant not in _CLIP_T_RULES:
-        raise ValueError(f"CLIP-T variant must be one of {CLIP_T_VARIANTS}, got {variant!r}")
-    return _CLIP_T_RULES[variant]()
+    return named(variant, ClipTRule, _CLIP_T_RULES, kind="CLIP-T variant")
 
 
 def check_clip_t_rule(value: Any, *, what: str = "task.clip_t_variant") -> ClipTRule:

@@ -48,7 +48,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Any, Callable, ClassVar, Sequence
 
-from mio_eval.errors import check_target
+from mio_eval.errors import check_target, named
 from mio_eval.metrics.base import MetricResult, Stateless
 from mio_eval.metrics.vqa_text import (  # noqa: F401 - the tables are re-exported for the tests
     _ARTICLES, _CONTRACTIONS, _LOO, _Memo, _clean, _norm_lmms, _norm_lmms_tokenized, _norm_official,
@@ -254,11 +254,7 @@ _HINT = "e.g. task.normalizer._target_=mio_eval.metrics.vqa.LmmsTokenized"
 def vqa_normalizer(variant: str | VQANormalizer) -> VQANormalizer:
     """The normaliser a recorded variant name (``lmms``, ``vqa2021``...) stands for; a normaliser
     is returned as is. Library callers and the parity tests use names; task YAMLs use ``_target_``."""
-    if isinstance(variant, VQANormalizer):
-        return variant
-    if variant not in _BY_NAME:
-        raise ValueError(f"unknown VQA variant {variant!r}; choose one of {tuple(VQA_VARIANTS)}")
-    return _BY_NAME[variant]()
+    return named(variant, VQANormalizer, _BY_NAME, kind="VQA variant")
 
 
 def check_normalizer(value: Any, *, what: str = "task.normalizer") -> VQANormalizer:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any, Mapping, TypeVar
 
 __all__ = ["MioEvalError", "ConfigError", "ErrorBudgetExceeded", "Interrupted", "Terminated", "RunFailed", "StoreError",
-           "StoreWriteError", "MediaError", "check_target"]
+           "StoreWriteError", "MediaError", "check_target", "named"]
 
 
 class MioEvalError(Exception):
@@ -68,3 +68,14 @@ def check_target(value: Any, base: type[_T], *, what: str, kind: str, choices: s
     if not isinstance(value, base):
         raise ConfigError(f"{what} must be a {kind} given by _target_ ({choices} in {module}; {hint}), got {value!r}")
     return value
+
+
+def named(value: Any, base: type[_T], table: Mapping[str, type[_T]], *, kind: str) -> _T:
+    """The behaviour a recorded variant name stands for (``table``: name -> class, instantiated
+    with no arguments); a ``base`` instance is returned as is. Library callers and the parity
+    tests use names; YAMLs use ``_target_`` (``check_target``). ValueError for an unknown name."""
+    if isinstance(value, base):
+        return value
+    if value not in table:
+        raise ValueError(f"unknown {kind} {value!r}; choose one of {tuple(table)}")
+    return table[value]()
