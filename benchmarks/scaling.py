@@ -2,6 +2,7 @@
 
     python benchmarks/scaling.py batching [--samples 64] [--repeats 2]   mio_tiny, batch 8 vs batch 1, same outputs
     python benchmarks/scaling.py prefetch [--samples 64] [--repeats 3]   runner.prefetch on vs off, batch 1 and 8
+    python benchmarks/scaling.py teardown [--repeats 3]    a run's end: quick exit vs interpreter teardown
     python benchmarks/scaling.py ranks [--samples 1000] [--repeats 1] [--model mio_tiny|dummy] [--launcher torchrun|nproc]   2 ranks vs 1 process
     python benchmarks/scaling.py merge [--samples 200000]    shard merge and resume vs generation (dummy)
 
@@ -287,6 +288,37 @@ def prefetch(args) -> None:
         shutil.rmtree(work, ignore_errors=True)
 
 
+def teardown(args) -> None:
+    """Seconds from a run's last line (``results: ...``) to its process's end: ``python -m
+    mio_eval`` (``quick_exit``) vs the same ``main`` left to the interpreter's teardown."""
+    work = Path(tempfile.mkdtemp(prefix="scaling-"))
+    try:
+        data = _split(work / "data", 4)
+        subprocess.run([sys.executable, "-m", "mio_eval.models.mio_tiny", str(work / "tiny")], check=True,
+                       capture_output=True, timeout=600)
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+        plain = ["-c", "import sys; from mio_eval.cli import main; sys.argv[0] = 'mio-eval'; main()"]
+        tails: dict[str, list[float]] = {"quick exit (python -m mio_eval)": [], "interpreter teardown (main())": []}
+        for k in range(args.repeats):
+            for label, launcher in zip(tails, (["-m", "mio_eval"], plain)):
+                cmd = [sys.executable, *launcher, f"task={TASK}", "model=mio_tiny", f"model.path={work / 'tiny'}",
+                       f"paths.data_dir={data}", "runner.progress=false", "task.generation.max_new_tokens=4",
+                       f"paths.results_dir={work / f'r{k}-{len(tails[label])}-{label[:5]}'}"]
+                proc = subprocess.Popen(cmd, cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                last = None
+                for line in proc.stdout:
+                    if line.startswith("results: "):
+                        last = time.perf_counter()
+                if proc.wait() or last is None:
+                    sys.exit(f"failed: {' '.join(cmd)}")
+                tails[label].append(time.perf_counter() - last)
+        print(f"teardown: mio_tiny, 4 samples, seconds from the 'results:' line to the process's end, {args.repeats} runs each")
+        for label, values in tails.items():
+            print(f"  {label}: " + ", ".join(f"{v:.2f}" for v in values) + f" s (median {statistics.median(values):.2f})")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="what", required=True)
@@ -298,6 +330,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--samples", type=int, default=64)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--new-tokens", type=int, default=16)
+    p = sub.add_parser("teardown")
+    p.add_argument("--repeats", type=int, default=3)
     p = sub.add_parser("ranks")
     p.add_argument("--samples", type=int, default=1000)
     p.add_argument("--delay", type=float, default=0.5)
@@ -310,7 +344,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, load average "
           f"{os.getloadavg()[0]:.1f} (other engineers share this machine), Python {platform.python_version()}")
-    {"batching": batching, "prefetch": prefetch, "ranks": ranks, "merge": merge}[args.what](args)
+    {"batching": batching, "prefetch": prefetch, "teardown": teardown, "ranks": ranks, "merge": merge}[args.what](args)
     print(f"load average at the end: {os.getloadavg()[0]:.1f}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
 
 

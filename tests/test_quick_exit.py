@@ -33,6 +33,20 @@ def test_threads_atexit_streams_and_status_as_cpython():
     assert proc.stdout.endswith("thread finished\natexit ran\n")  # CPython's order: threads, then atexit
 
 
+def test_an_executor_never_shut_down_does_not_hang_the_exit():
+    # concurrent.futures' idle workers are non-daemon threads woken by threading's own shutdown
+    # (threading._register_atexit); a bare join of the threads would wait forever.
+    proc = _py("""
+        import sys
+        from concurrent.futures import ThreadPoolExecutor
+        from mio_eval.quick_exit import run
+        pool = ThreadPoolExecutor(1)
+        pool.submit(print, "worked", flush=True).result()
+        run(lambda: sys.exit(4))
+    """)
+    assert (proc.returncode, proc.stdout) == (4, "worked\n")
+
+
 @pytest.mark.parametrize(("body", "status", "stderr"), [
     ("return None", 0, ""),
     ("sys.exit(None)", 0, ""),
